@@ -1,0 +1,3 @@
+"""metastress: stress-testing meta-learning algorithms for few-shot learning."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,98 @@
+"""Load params.yaml, validate it against the workflow's JSON schema, and check what a schema
+cannot (ways against the split's classes, images per class).
+
+Snakemake validates the same file with the same schema before any job runs; the CLI calls
+`load_params` so a stage run by hand fails just as early and just as clearly.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
+IMAGES_PER_CHARACTER = 20
+BACKGROUND_CHARACTERS, EVALUATION_CHARACTERS = 964, 659
+PAPER_SPLIT_SIZES = {"train": 980, "validation": 220, "test": 423}
+
+
+class ParamsError(ValueError):
+    """params.yaml is invalid; the message names the key, the value and the fix."""
+
+
+def schema_path(params_path: str | Path = "params.yaml") -> Path:
+    """The schema beside a params file's workflow/ folder, else the one of this checkout."""
+    beside = Path(params_path).resolve().parent / SCHEMA_RELPATH
+    return beside if beside.is_file() else Path(__file__).resolve().parents[2] / SCHEMA_RELPATH
+
+
+def load_schema(params_path: str | Path = "params.yaml") -> dict:
+    return yaml.safe_load(schema_path(params_path).read_text())
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Read and validate params.yaml; raise ParamsError on the first problem."""
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        raise ParamsError(f"{path} not found; run from the repository root or pass --params") from e
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path} is not valid YAML: {e}") from e
+    validate_params(params, load_schema(path), source=str(path))
+    return params
+
+
+def validate_params(params: Any, schema: dict, source: str = "params.yaml") -> None:
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(params))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        hint = _hint(error)
+        raise ParamsError(f"{source}: {key}: {error.message}{hint}")
+    check_semantics(params, source)
+
+
+def _hint(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        return f"; known keys here: {', '.join(known)}" if known else ""
+    description = error.schema.get("description")
+    return f" ({description})" if description else ""
+
+
+def split_sizes(data: dict) -> dict[str, int]:
+    """Characters in each part of the configured split, known without reading the data."""
+    if data["split"] == "paper":
+        return dict(PAPER_SPLIT_SIZES)
+    n_val = round(BACKGROUND_CHARACTERS * data["lake_validation_fraction"])
+    return {
+        "train": BACKGROUND_CHARACTERS - n_val,
+        "validation": n_val,
+        "test": EVALUATION_CHARACTERS,
+    }
+
+
+def n_query(params: dict, setting: str) -> int:
+    return params["protocol"]["n_query"] or params["settings"][setting]["k_shot"]
+
+
+def check_semantics(params: dict, source: str = "params.yaml") -> None:
+    """Settings must fit the split's classes and the 20 images of a character."""
+    sizes = split_sizes(params["data"])
+    smallest_part = min(sizes, key=sizes.get)
+    for name, setting in params["settings"].items():
+        if setting["n_way"] > sizes[smallest_part]:
+            raise ParamsError(
+                f"{source}: settings.{name}.n_way: {setting['n_way']}-way tasks need "
+                f"{setting['n_way']} classes, but the {params['data']['split']} split's "
+                f"{smallest_part} part has only {sizes[smallest_part]}; lower n_way or remove "
+                f"the setting"
+            )
+        k, q = setting["k_shot"], n_query(params, name)
+        if k + q > IMAGES_PER_CHARACTER:
+            raise ParamsError(
+                f"{source}: settings.{name}: k_shot + n_query = {k} + {q} exceeds the "
+                f"{IMAGES_PER_CHARACTER} images of a character; lower k_shot or protocol.n_query"
+            )

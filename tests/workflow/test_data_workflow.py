@@ -1,0 +1,33 @@
+"""End to end: Snakemake and DVC build the data phase from the mirror in a repository copy."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def run(command, cwd):
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+def test_snakemake_then_dvc_build_the_data(repo_copy):
+    run(
+        ["snakemake", "--cores", "2", "data/processed/omniglot28.npz", "data/splits/paper.json"],
+        repo_copy,
+    )
+    with np.load(repo_copy / "data/processed/omniglot28.npz") as npz:
+        assert npz["images"].shape == (1623, 20, 28, 28)
+    split = json.loads((repo_copy / "data/splits/paper.json").read_text())
+    assert [len(split[p]) for p in ("train", "validation", "test")] == [980, 220, 423]
+
+    run(["dvc", "repro", "split"], repo_copy)
+    assert json.loads((repo_copy / "data/splits/paper.json").read_text()) == split
+    status = run(["dvc", "status", "split"], repo_copy)
+    assert "up to date" in status
+    second = run(["dvc", "repro", "split"], repo_copy)
+    assert "didn't change, skipping" in second
