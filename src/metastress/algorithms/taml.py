@@ -1,0 +1,137 @@
+"""TAML: MAML plus a penalty that keeps the initialization from favouring some tasks.
+
+Variant "inequality" (the paper's TAML (Theil index)): the outer loss is
+
+    mean_i L_query_i(theta_i) + lam * I(l_1, ..., l_B)
+
+where I is an inequality measure (inequality.py) of per-task losses l_i. With
+`measure_on="adapted"` (the stress-test paper's form) l_i is task i's query loss after
+adaptation; with `measure_on="initial"` (Jamal & Qi's form) it is the support loss of the
+unadapted model theta, the loss whose gradient starts the inner loop.
+
+Variant "entropy" (Jamal & Qi's entropy reduction): the outer loss is
+
+    mean_i L_query_i(theta_i) + lam * (H(f_theta_i on query_i) - H(f_theta on support_i))
+
+maximising the entropy of the initial model's predictions (on the support images, the ones it
+sees) and minimising it after adaptation (on the query images), H the mean entropy of the
+predicted label distribution.
+
+References:
+    Jamal & Qi (2019). Task Agnostic Meta-Learning for Few-Shot Learning. CVPR.
+"""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from metastress.algorithms import inequality
+from metastress.algorithms.inner import (
+    check_at_least,
+    check_choice,
+    resolve_task_mode,
+    task_logits,
+)
+from metastress.algorithms.maml import MAML, MAMLConfig
+from metastress.data.tasks import Episode
+
+VARIANTS = ("inequality", "entropy")
+MEASURED_ON = ("adapted", "initial")
+
+
+@dataclass(frozen=True)
+class TAMLConfig(MAMLConfig):
+    """TAML's keys (plus MAMLConfig's).
+
+    Args:
+        lam (float, default=0.1): weight of the penalty (the paper searches [1e-2, 1]).
+        variant (str, default="inequality"): "inequality" or "entropy".
+        measure (str, default="theil"): one of inequality.MEASURES.
+        measure_on (str, default="adapted"): per-task losses measured, "adapted" (query loss
+            after adaptation) or "initial" (support loss of the unadapted model).
+        atkinson_epsilon (float, default=0.5): inequality aversion of the Atkinson index.
+        ge_alpha (float, default=2.0): exponent of the generalized entropy index.
+    """
+
+    lam: float = 0.1
+    variant: str = "inequality"
+    measure: str = "theil"
+    measure_on: str = "adapted"
+    atkinson_epsilon: float = 0.5
+    ge_alpha: float = 2.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_at_least("lam", self.lam, 0)
+        check_choice("variant", self.variant, VARIANTS)
+        check_choice("measure", self.measure, inequality.MEASURES)
+        check_choice("measure_on", self.measure_on, MEASURED_ON)
+        check_at_least("atkinson_epsilon", self.atkinson_epsilon, 0)
+
+
+def measure_inequality(losses: Tensor, config: TAMLConfig) -> Tensor:
+    """The configured inequality measure of per-task losses (B,)."""
+    if config.measure == "theil":
+        return inequality.theil(losses)
+    if config.measure == "generalized_entropy":
+        return inequality.generalized_entropy(losses, config.ge_alpha)
+    if config.measure == "atkinson":
+        return inequality.atkinson(losses, config.atkinson_epsilon)
+    return inequality.gini(losses)
+
+
+def prediction_entropy(logits: Tensor) -> Tensor:
+    """Mean entropy of the predicted label distributions of logits (..., N)."""
+    log_p = F.log_softmax(logits, dim=-1)
+    return -(log_p.exp() * log_p).sum(-1).mean()
+
+
+def per_task_loss(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy per task (B,) of logits (B, M, N) against labels (B, M)."""
+    losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+    return losses.view(labels.shape).mean(1)  # (B,)
+
+
+class TAML(MAML):
+    """Task-agnostic meta-learning: MAML with an inequality or entropy penalty (see module).
+
+    Args:
+        n_way (int): classes per task.
+        config (TAMLConfig, optional): hyperparameters; defaults if None.
+    """
+
+    name: ClassVar[str] = "taml"
+    config_class: ClassVar[type] = TAMLConfig
+
+    def initial_logits(self, episode: Episode) -> Tensor:
+        """Logits (B, N*K, N) of the unadapted model on each task's support images."""
+        mode = resolve_task_mode(self.config.task_mode, episode.support_x.device)
+        return task_logits(self.net, self.initial_weights(), episode.support_x, mode, shared=True)
+
+    def meta_loss(self, episode: Episode) -> tuple[Tensor, dict[str, float]]:
+        """Query loss + lam * penalty; metrics add "objective" and "inequality" or entropies."""
+        config = self.config
+        fast = self.adapt(episode.support_x, episode.support_y)
+        logits = self.predict(fast, episode.query_x)  # (B, N*Q, N)
+        query_losses = per_task_loss(logits, episode.query_y)  # (B,)
+        loss = query_losses.mean()
+        metrics = {"loss": loss.item()}
+        if config.variant == "inequality":
+            if config.measure_on == "adapted":
+                measured = query_losses
+            else:
+                measured = per_task_loss(self.initial_logits(episode), episode.support_y)
+            penalty = measure_inequality(measured, config)
+            metrics["inequality"] = penalty.item()
+        else:
+            entropy_initial = prediction_entropy(self.initial_logits(episode))
+            entropy_adapted = prediction_entropy(logits)
+            penalty = entropy_adapted - entropy_initial
+            metrics["entropy_initial"] = entropy_initial.item()
+            metrics["entropy_adapted"] = entropy_adapted.item()
+        objective = loss + config.lam * penalty
+        metrics["objective"] = objective.item()
+        metrics["accuracy"] = (logits.argmax(-1) == episode.query_y).float().mean().item()
+        return objective, metrics
