@@ -1,0 +1,144 @@
+"""Evaluation results as one DataFrame: with the trajectories, the report phase's only input.
+
+The report never looks for files. It reads exactly the paths it is given, checks that each
+holds every key the evaluation step writes, and when one does not it names the file, the
+problem and the command that rebuilds it.
+"""
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+ALGO_NAMES: dict[str, str] = {
+    "maml": "MAML",
+    "metasgd": "MetaSGD",
+    "taml": "TAML (Theil)",
+    "metalstm": "MetaLSTM",
+    "metalstm_pp": "MetaLSTM++",
+}
+"""Algorithm ids (as in params.yaml and file names) -> display names, in the paper's order."""
+
+HAND_OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
+
+EVAL_KEYS = (
+    "algo",
+    "train_setting",
+    "test_setting",
+    "n_way",
+    "k_shot",
+    "accuracy",
+    "std",
+    "ci95",
+    "ci999",
+    "n_tasks",
+    "per_task",
+    "steps",
+    "init_from",
+    "optimizer",
+)
+PERCENT_COLUMNS = ["accuracy", "std", "ci95", "ci999"]  # fractions in the files
+
+
+class ReportInputError(ValueError):
+    """A result file the report reads is missing, malformed, or clashes with another one."""
+
+
+def rebuild_hint(path: Path) -> str:
+    return f"rerun `snakemake --force {path}`"
+
+
+def load_evals(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """Read evaluation JSON files, one row per file.
+
+    Args:
+        paths: the files to read, exactly as the workflow lists them.
+
+    Returns:
+        DataFrame with every key of EVAL_KEYS but `per_task`, plus `name` (the display name)
+        and `path`. accuracy, std, ci95 and ci999 are in percent; init_from and optimizer are
+        missing values (NaN) where the file has null.
+    """
+    rows = [_read_eval(Path(path)) for path in paths]
+    if not rows:
+        raise ReportInputError("no evaluation files were given to the report")
+    frame = pd.DataFrame(rows)
+    frame[PERCENT_COLUMNS] = frame[PERCENT_COLUMNS].astype(float) * 100
+    return frame
+
+
+def _read_eval(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise ReportInputError(f"{path} does not exist; {rebuild_hint(path)}") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReportInputError(f"{path} is not valid JSON ({e}); {rebuild_hint(path)}") from e
+    if not isinstance(record, dict):
+        raise ReportInputError(
+            f"{path} holds a JSON {type(record).__name__}, expected an "
+            f"object with keys {', '.join(EVAL_KEYS)}; {rebuild_hint(path)}"
+        )
+    missing = [key for key in EVAL_KEYS if key not in record]
+    if missing:
+        raise ReportInputError(
+            f"{path} lacks key(s) {', '.join(map(repr, missing))} that the "
+            f"evaluation step writes; {rebuild_hint(path)}"
+        )
+    for key in ("algo", "init_from"):
+        if record[key] is not None and record[key] not in ALGO_NAMES:
+            raise ReportInputError(
+                f"{path}: {key} is {record[key]!r}, expected one of "
+                f"{', '.join(ALGO_NAMES)}; {rebuild_hint(path)}"
+            )
+    if record["optimizer"] is not None and record["optimizer"] not in HAND_OPTIMIZER_NAMES:
+        raise ReportInputError(
+            f"{path}: optimizer is {record['optimizer']!r}, expected null or "
+            f"one of {', '.join(HAND_OPTIMIZER_NAMES)}; {rebuild_hint(path)}"
+        )
+    if not 0 <= record["accuracy"] <= 1:
+        raise ReportInputError(
+            f"{path}: accuracy must be a fraction in [0, 1], got "
+            f"{record['accuracy']}; {rebuild_hint(path)}"
+        )
+    del record["per_task"]  # the summary statistics beside it are what the report draws
+    return {**record, "name": ALGO_NAMES[record["algo"]], "path": str(path)}
+
+
+def own_results(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows where each model used its own initialization and its own inner optimizer."""
+    return frame[frame["init_from"].isna() & frame["optimizer"].isna()]
+
+
+def in_setting(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows tested on the setting they were trained on."""
+    return frame[frame["train_setting"] == frame["test_setting"]]
+
+
+def in_algo_order(frame: pd.DataFrame, *then: str) -> pd.DataFrame:
+    """Sort rows by the paper's algorithm order, then by the columns `then`."""
+    rank = frame["algo"].map(list(ALGO_NAMES).index).rename("_rank")
+    ordered = frame.assign(_rank=rank).sort_values(["_rank", *then], kind="stable")
+    return ordered.drop(columns="_rank").reset_index(drop=True)
+
+
+def require_rows(frame: pd.DataFrame, what: str, paths: Sequence[str | Path]) -> None:
+    """Fail when a filter left nothing to draw, rather than writing an empty figure."""
+    if frame.empty:
+        listed = ", ".join(map(str, paths))
+        raise ReportInputError(
+            f"{what}: none of the {len(paths)} file(s) given qualifies "
+            f"({listed}); pass the evaluation files this output is built from"
+        )
+
+
+def require_unique(frame: pd.DataFrame, keys: Sequence[str], what: str) -> None:
+    """Fail when two files would fill the same cell, instead of silently keeping one."""
+    clashes = frame[frame.duplicated(list(keys), keep=False)]
+    if not clashes.empty:
+        groups = clashes.groupby(list(keys), sort=False)["path"].apply(", ".join)
+        raise ReportInputError(
+            f"{what}: more than one file for the same {', '.join(keys)}: "
+            f"{'; '.join(groups)}; pass one file per cell"
+        )

@@ -1,0 +1,278 @@
+"""Figures 2-4 of the paper, drawn from evaluation JSON files only.
+
+Each function takes the files the workflow lists, keeps the rows its figure needs (said in
+its docstring), refuses two files for one plotted point, and writes PDF, PNG and the CSV of
+the plotted numbers (accuracies and intervals in percent) under one prefix.
+"""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from metastress.report.data import (
+    ALGO_NAMES,
+    HAND_OPTIMIZER_NAMES,
+    ReportInputError,
+    in_algo_order,
+    in_setting,
+    load_evals,
+    own_results,
+    require_rows,
+    require_unique,
+)
+from metastress.report.style import ALGO_STYLE, EDGE, by_name, new_figure, save_figure
+
+KIND_STYLE = {"in-setting": ("0.85", ""), "transfer": ("0.45", "///")}  # (grey fill, hatch)
+
+
+def fig2(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
+    """Figure 2: 1-shot test accuracy against the number of ways, with 99.9% CI bands.
+
+    Uses the 1-shot files tested on their training setting with the model's own method.
+    CSV columns: algo, n_way, accuracy, ci999 (one row per algorithm and n_way).
+    """
+    paths = list(eval_paths)
+    frame = in_setting(own_results(load_evals(paths)))
+    frame = frame[frame["k_shot"] == 1]
+    require_rows(frame, "fig2 (1-shot in-setting results)", paths)
+    require_unique(frame, ["algo", "n_way"], "fig2")
+    frame = in_algo_order(frame, "n_way")
+    with new_figure((7.0, 4.0)) as (figure, (ax,)):
+        _lines_with_bands(ax, frame, "n_way", "ci999")
+        ax.set_xticks(sorted(frame["n_way"].unique()))
+        ax.set(
+            xlabel="ways (N)",
+            ylabel="test accuracy (%)",
+            title="1-shot accuracy as tasks grow (bands: 99.9% CI)",
+        )
+        save_figure(figure, frame[["algo", "n_way", "accuracy", "ci999"]], out_prefix)
+
+
+def fig3(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
+    """Figure 3: transfer across complexity, one panel per tested setting.
+
+    A transfer result is a file whose train_setting differs from its test_setting; its panel
+    sets it beside the in-setting result on the same test setting (train = test). Panels are
+    ordered by test setting (n_way, then k_shot), so 40w1s (A) comes before 40w5s (B).
+    Bars carry 95% CI error bars.
+    CSV columns: panel, algo, kind (in-setting | transfer), train_setting, test_setting,
+    accuracy, ci95.
+    """
+    paths = list(eval_paths)
+    frame = own_results(load_evals(paths))
+    transfer = frame[frame["train_setting"] != frame["test_setting"]]
+    require_rows(transfer, "fig3 (results with train_setting != test_setting)", paths)
+    tests = transfer.drop_duplicates("test_setting").sort_values(["n_way", "k_shot"])
+    panels = []
+    for i, test in enumerate(tests["test_setting"]):
+        home = in_setting(frame)
+        home = home[home["test_setting"] == test].assign(kind="in-setting")
+        away = transfer[transfer["test_setting"] == test].assign(kind="transfer")
+        panels.append(pd.concat([home, away]).assign(panel=chr(ord("A") + i)))
+    data = pd.concat(panels)
+    require_unique(data, ["panel", "algo", "kind"], "fig3")
+    data = in_algo_order(data, "kind").sort_values("panel", kind="stable")
+
+    with new_figure((4.2 * len(panels), 4.2), ncols=len(panels), sharey=True) as (figure, axes):
+        for ax, (letter, panel) in zip(axes, data.groupby("panel"), strict=True):
+            _grouped_bars(ax, panel)
+            origins = ", ".join(panel.loc[panel["kind"] == "transfer", "train_setting"].unique())
+            ax.set(
+                title=f"({letter}) tested on {panel['test_setting'].iloc[0]}, "
+                f"transfer from {origins}",
+                xlabel="",
+            )
+        axes[0].set_ylabel("test accuracy (%)")
+        figure.legend(
+            handles=[
+                Patch(facecolor=fill, hatch=hatch, edgecolor=EDGE, label=kind)
+                for kind, (fill, hatch) in KIND_STYLE.items()
+            ]
+            + [
+                Line2D(
+                    [], [], color="k", marker="|", markersize=12, linestyle="none", label="95% CI"
+                )
+            ],
+            loc="outside upper center",
+            ncols=3,
+            frameon=False,
+        )
+        save_figure(
+            figure,
+            data[["panel", "algo", "kind", "train_setting", "test_setting", "accuracy", "ci95"]],
+            out_prefix,
+        )
+
+
+def fig4a(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
+    """Figure 4(a): test accuracy against adaptation steps (log2 axis), with 95% CI bands.
+
+    Uses the files of each model's own method; they must share one (train, test) setting
+    pair, e.g. trained 40w1s, tested 40w5s.
+    CSV columns: algo, steps, accuracy, ci95 (one row per algorithm and step count).
+    """
+    paths = list(eval_paths)
+    frame = own_results(load_evals(paths))
+    require_rows(frame, "fig4a (results of each model's own method)", paths)
+    pairs = sorted(set(zip(frame["train_setting"], frame["test_setting"], strict=True)))
+    if len(pairs) > 1:
+        listed = ", ".join(f"{train}->{test}" for train, test in pairs)
+        raise ReportInputError(
+            f"fig4a: the files mix train->test settings {listed}; pass "
+            "the step-ablation files of one setting pair"
+        )
+    require_unique(frame, ["algo", "steps"], "fig4a")
+    if (frame["steps"] < 1).any():
+        bad = ", ".join(frame.loc[frame["steps"] < 1, "path"])
+        raise ReportInputError(f"fig4a: steps must be >= 1 for the log2 axis; {bad} has fewer")
+    frame = in_algo_order(frame, "steps")
+    with new_figure((7.0, 4.0)) as (figure, (ax,)):
+        _lines_with_bands(ax, frame, "steps", "ci95")
+        steps = sorted(frame["steps"].unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(steps, labels=[str(s) for s in steps])
+        ax.minorticks_off()
+        train, test = pairs[0]
+        ax.set(
+            xlabel="adaptation steps",
+            ylabel="test accuracy (%)",
+            title=f"Trained on {train}, tested on {test} (bands: 95% CI)",
+        )
+        save_figure(figure, frame[["algo", "steps", "accuracy", "ci95"]], out_prefix)
+
+
+def fig4b(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
+    """Figure 4(b): initialization / inner-optimizer swap, one horizontal bar per file.
+
+    The paper draws a radial plot (radius = test accuracy); horizontal bars with 95% CI
+    error bars and printed values show the same numbers and are easier to compare.
+    Labels: the model's own result is its name ("MetaLSTM"); optimizer "adam" on algo
+    metalstm is "MetaLSTM init + Adam"; init_from "maml" on algo metalstm is
+    "MAML init + MetaLSTM optimizer". Bars are grouped, coloured and hatched by the
+    initialization's owner. All files must share one test setting.
+    CSV columns: algo, init_from, optimizer, label, accuracy, ci95 (empty = the model's own).
+    """
+    paths = list(eval_paths)
+    frame = load_evals(paths)
+    settings = sorted(frame["test_setting"].unique())
+    if len(settings) > 1:
+        raise ReportInputError(
+            f"fig4b: the files mix test settings {', '.join(settings)}; "
+            "pass the swap files of one setting"
+        )
+    frame = frame.assign(
+        init_owner=frame["init_from"].fillna(frame["algo"]),
+        label=frame.apply(_swap_label, axis=1),
+        own=frame["init_from"].isna() & frame["optimizer"].isna(),
+    )
+    require_unique(frame, ["label"], "fig4b")
+    rank = frame["init_owner"].map(list(ALGO_NAMES).index)
+    frame = frame.assign(rank=rank).sort_values(
+        ["rank", "own", "label"], ascending=[True, False, True]
+    )
+    frame = frame.reset_index(drop=True)
+    with new_figure((7.0, 1.2 + 0.45 * len(frame))) as (figure, (ax,)):
+        for y, row in frame.iterrows():
+            style = ALGO_STYLE[row["init_owner"]]
+            ax.barh(y, row["accuracy"], color=style.colour, hatch=style.hatch, edgecolor=EDGE)
+            ax.text(
+                row["accuracy"] + row["ci95"] + 1.5,
+                y,
+                f"{row['accuracy']:.2f} ± {row['ci95']:.2f}",
+                va="center",
+                fontsize="small",
+            )
+        ax.errorbar(
+            frame["accuracy"], frame.index, xerr=frame["ci95"], fmt="none", ecolor="k", capsize=3
+        )
+        ax.set_yticks(frame.index, labels=frame["label"])
+        ax.invert_yaxis()  # first label on top
+        ax.set_xlim(0, 118)  # room for the printed values right of the longest bar
+        ax.grid(axis="y", visible=False)
+        ax.set(
+            xlabel="test accuracy (%)",
+            ylabel="initialization + inner optimizer",
+            title=f"Initialization swap, tested on {settings[0]} (bars: 95% CI)",
+        )
+        save_figure(
+            figure,
+            frame[["algo", "init_from", "optimizer", "label", "accuracy", "ci95"]],
+            out_prefix,
+        )
+
+
+def _swap_label(row: pd.Series) -> str:
+    if pd.isna(row["init_from"]) and pd.isna(row["optimizer"]):
+        return ALGO_NAMES[row["algo"]]
+    init = ALGO_NAMES[row["init_from"] if pd.notna(row["init_from"]) else row["algo"]]
+    if pd.notna(row["optimizer"]):
+        return f"{init} init + {HAND_OPTIMIZER_NAMES[row['optimizer']]}"
+    return f"{init} init + {ALGO_NAMES[row['algo']]} optimizer"
+
+
+def _lines_with_bands(ax: Axes, frame: pd.DataFrame, x: str, ci: str) -> None:
+    """One line per algorithm (colour, marker and dashes its own) and a band of ± `ci`.
+
+    The band is a light fill with thin edges in the line's dash pattern, so it still reads
+    where colours turn to similar greys.
+    """
+    algos = list(dict.fromkeys(frame["algo"]))
+    names = [ALGO_NAMES[a] for a in algos]
+    for algo, rows in frame.groupby("algo", sort=False):
+        style = ALGO_STYLE[algo]
+        low = (rows["accuracy"] - rows[ci]).clip(lower=0)  # an accuracy stays in [0, 100]
+        high = (rows["accuracy"] + rows[ci]).clip(upper=100)
+        ax.fill_between(rows[x], low, high, color=style.colour, alpha=0.12, linewidth=0)
+        for edge in (low, high):
+            ax.plot(
+                rows[x],
+                edge,
+                color=style.colour,
+                linestyle=style.linestyle,
+                linewidth=0.6,
+                alpha=0.7,
+            )
+    sns.lineplot(
+        data=frame,
+        x=x,
+        y="accuracy",
+        hue="name",
+        style="name",
+        hue_order=names,
+        style_order=names,
+        palette=by_name("colour", algos),
+        markers=by_name("marker", algos),
+        dashes=by_name("dashes", algos),
+        markersize=7,
+        linewidth=1.6,
+        ax=ax,
+    )
+    sns.move_legend(
+        ax, "upper left", bbox_to_anchor=(1.01, 1), title="", frameon=False, handlelength=4
+    )  # long enough to show each dash pattern
+
+
+def _grouped_bars(ax: Axes, panel: pd.DataFrame) -> None:
+    """Bars per algorithm, in-setting left and transfer right, with 95% CI error bars."""
+    algos = list(dict.fromkeys(panel["algo"]))
+    width = 0.38
+    for offset, (kind, (fill, hatch)) in zip(
+        (-width / 2, width / 2), KIND_STYLE.items(), strict=True
+    ):
+        rows = panel[panel["kind"] == kind]
+        x = [algos.index(a) + offset for a in rows["algo"]]
+        ax.bar(x, rows["accuracy"], width, color=fill, hatch=hatch, edgecolor=EDGE)
+        ax.errorbar(x, rows["accuracy"], yerr=rows["ci95"], fmt="none", ecolor="k", capsize=3)
+    ax.set_xticks(
+        range(len(algos)),
+        labels=[ALGO_NAMES[a] for a in algos],
+        rotation=30,
+        ha="right",
+        rotation_mode="anchor",
+    )
+    ax.grid(axis="x", visible=False)

@@ -1,0 +1,96 @@
+"""Table 1: few-shot accuracy of the five algorithms, as Markdown, CSV and LaTeX.
+
+Rows are always the five algorithms in the paper's order and columns the k-shot values the
+files hold, so a missing run shows as an em dash instead of silently shrinking the table.
+"""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from metastress.atomic import write_text
+from metastress.report.data import (
+    ALGO_NAMES,
+    ReportInputError,
+    in_algo_order,
+    in_setting,
+    load_evals,
+    own_results,
+    require_rows,
+    require_unique,
+)
+from metastress.report.style import CSV_FLOAT, sibling
+
+MISSING = "—"
+
+
+def table1(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
+    """Write <out_prefix>.md, .csv and .tex: accuracy ± 95% CI (percent) per algorithm and shot.
+
+    Uses the files whose model was tested on the setting it was trained on, with its own
+    initialization and optimizer; all of them must share one n_way.
+
+    Args:
+        eval_paths: evaluation JSON files (see `metastress.report.data.EVAL_KEYS`).
+        out_prefix: e.g. Path("tables/table1") for tables/table1.md, .csv and .tex.
+
+    Writes:
+        .csv with columns algo, k_shot, accuracy, ci95 (percent), one row per file used;
+        .md and .tex with cells like "91.93 ± 0.72" and an em dash for a missing run.
+    """
+    paths = list(eval_paths)
+    frame = in_setting(own_results(load_evals(paths)))
+    require_rows(frame, "table1 (in-setting results of each model's own method)", paths)
+    ways = sorted(frame["n_way"].unique())
+    if len(ways) > 1:
+        listed = ", ".join(map(str, paths))
+        raise ReportInputError(
+            f"table1: the files mix {', '.join(map(str, ways))}-way "
+            f"results; pass the files of one n_way ({listed})"
+        )
+    require_unique(frame, ["algo", "k_shot"], "table1")
+    frame = in_algo_order(frame, "k_shot")
+
+    columns = [f"{k}-shot" for k in sorted(frame["k_shot"].unique())]
+    cells = pd.DataFrame(MISSING, index=list(ALGO_NAMES.values()), columns=columns)
+    for row in frame.itertuples():
+        cells.loc[row.name, f"{row.k_shot}-shot"] = f"{row.accuracy:.2f} ± {row.ci95:.2f}"
+    tasks = "/".join(map(str, sorted(frame["n_tasks"].unique())))
+    caption = (
+        f"Test accuracy (%) on {ways[0]}-way tasks; ± is the 95% confidence interval "
+        f"over {tasks} tasks."
+    )
+
+    write_text(
+        sibling(out_prefix, ".csv"),
+        frame[["algo", "k_shot", "accuracy", "ci95"]].to_csv(index=False, float_format=CSV_FLOAT),
+    )
+    write_text(sibling(out_prefix, ".md"), _markdown(cells, caption))
+    write_text(sibling(out_prefix, ".tex"), _latex(cells, caption, Path(out_prefix).name))
+
+
+def _markdown(cells: pd.DataFrame, caption: str) -> str:
+    # By hand: DataFrame.to_markdown needs `tabulate`, which metastress does not declare.
+    lines = [
+        "| Model | " + " | ".join(cells.columns) + " |",
+        "|:---|" + ":---:|" * len(cells.columns),
+        *(
+            f"| {name} | " + " | ".join(row) + " |"
+            for name, row in zip(cells.index, cells.values.tolist(), strict=True)
+        ),
+    ]
+    return "\n".join([*lines, "", caption]) + "\n"
+
+
+def _latex(cells: pd.DataFrame, caption: str, label: str) -> str:
+    # pandas renders LaTeX through jinja2, which comes with snakemake, a declared dependency.
+    body = cells.map(lambda cell: cell.replace("±", r"$\pm$").replace(MISSING, "---"))
+    body = body.rename_axis("Model").reset_index()
+    return body.to_latex(
+        index=False,
+        escape=False,
+        column_format="l" + "c" * len(cells.columns),
+        caption=caption.replace("%", r"\%").replace("±", r"$\pm$"),
+        label=f"tab:{label}",
+    )
