@@ -4,6 +4,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def _data_download(args: argparse.Namespace) -> None:
@@ -26,6 +27,56 @@ def _data_split(args: argparse.Namespace) -> None:
         load_processed(args.processed), args.name, args.seed, args.validation_fraction
     )
     write_split(split, args.out)
+
+
+def _search_trial(args: argparse.Namespace) -> None:
+    from metastress.search import run_trial
+
+    run_trial(args.run, args.space, args.trial, args.processed, args.split, args.out, args.work_dir)
+
+
+def _search_select(args: argparse.Namespace) -> None:
+    from metastress.selection import select_best
+
+    select_best(args.trials, args.out)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from metastress.experiments import apply_choice
+    from metastress.train import TrainConfig, train
+
+    run = args.run
+    if args.choice is not None:
+        run = apply_choice(run, json.loads(args.choice.read_text())["choice"])
+    train(TrainConfig(**run), args.processed, args.split, args.out, args.work_dir)
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from metastress.evaluate import evaluate
+
+    evaluate(
+        args.model,
+        args.evaluation,
+        args.processed,
+        args.split,
+        args.out,
+        steps=args.steps,
+        init_from=args.init_from,
+        optimizer=args.optimizer,
+        optimizer_lr=args.optimizer_lr,
+    )
+
+
+def _report(args: argparse.Namespace) -> None:
+    from metastress.report import main as report
+
+    report(args.kind, args.inputs, args.out, every=args.every)
+
+
+def _collect(args: argparse.Namespace) -> None:
+    from metastress.collect import collect
+
+    collect(args.inputs, args.root, args.fields, args.out)
 
 
 def _json_arg(text: str) -> dict:
@@ -61,7 +112,66 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--validation-fraction", type=float, default=0.1, help="lake split only")
     split.add_argument("--out", required=True, help="output .json")
     split.set_defaults(func=_data_split)
+
+    search = commands.add_parser("search", help="hyperparameter search")
+    search_commands = search.add_subparsers(dest="search_command", required=True)
+    trial = search_commands.add_parser("trial", help="train and score one sampled config")
+    _add_data_args(trial)
+    trial.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
+    trial.add_argument("--space", type=_json_arg, required=True, help="search space (JSON)")
+    trial.add_argument("--trial", type=int, required=True, help="trial index")
+    trial.add_argument("--out", type=Path, required=True, help="trial record (.json)")
+    trial.add_argument("--work-dir", type=Path, required=True, help="checkpoints, for resuming")
+    trial.set_defaults(func=_search_trial)
+    select = search_commands.add_parser("select", help="pick the best trial")
+    select.add_argument("--trials", type=Path, nargs="+", required=True)
+    select.add_argument("--out", type=Path, required=True)
+    select.set_defaults(func=_search_select)
+
+    train = commands.add_parser("train", help="meta-train one algorithm on one setting")
+    _add_data_args(train)
+    train.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
+    train.add_argument("--choice", type=Path, help="search result whose choice overrides --run")
+    train.add_argument("--out", type=Path, required=True, help="run folder")
+    train.add_argument("--work-dir", type=Path, help="checkpoints (default: OUT/checkpoints)")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a trained model on test tasks")
+    _add_data_args(evaluate)
+    evaluate.add_argument("--model", type=Path, required=True, help="model.pt of the trained model")
+    evaluate.add_argument(
+        "--evaluation", type=_json_arg, required=True, help="test setting and task count (JSON)"
+    )
+    evaluate.add_argument("--steps", type=int, help="adaptation steps (default: the model's)")
+    evaluate.add_argument("--init-from", type=Path, help="take the initialization from this model")
+    evaluate.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        help="adapt with this optimizer instead of the model's own",
+    )
+    evaluate.add_argument("--optimizer-lr", type=float, help="learning rate of --optimizer")
+    evaluate.add_argument("--out", type=Path, required=True, help="result (.json)")
+    evaluate.set_defaults(func=_evaluate)
+
+    collect = commands.add_parser("collect", help="gather JSON results into one file")
+    collect.add_argument("--inputs", type=Path, nargs="+", required=True)
+    collect.add_argument("--root", type=Path, required=True, help="keys are paths below this")
+    collect.add_argument("--fields", nargs="+", help="keep only these fields of each file")
+    collect.add_argument("--out", type=Path, required=True)
+    collect.set_defaults(func=_collect)
+
+    report = commands.add_parser("report", help="tables and figures from result files")
+    report.add_argument("kind", choices=["table1", "fig1", "fig2", "fig3", "fig4a", "fig4b"])
+    report.add_argument("--inputs", type=Path, nargs="+", required=True)
+    report.add_argument("--out", type=Path, required=True, help="output prefix, e.g. figures/fig2")
+    report.add_argument("--every", type=int, help="fig1: iterations between snapshots")
+    report.set_defaults(func=_report)
     return parser
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--processed", type=Path, required=True, help="the prepared .npz")
+    parser.add_argument("--split", type=Path, required=True, help="the split .json")
 
 
 def main(argv: list[str] | None = None) -> None:

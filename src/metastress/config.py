@@ -79,7 +79,9 @@ def n_query(params: dict, setting: str) -> int:
 
 
 def check_semantics(params: dict, source: str = "params.yaml") -> None:
-    """Settings must fit the split's classes and the 20 images of a character."""
+    """Settings must fit the split's classes and the 20 images of a character, and every
+    name the experiments use must exist."""
+    check_references(params, source)
     sizes = split_sizes(params["data"])
     smallest_part = min(sizes, key=sizes.get)
     for name, setting in params["settings"].items():
@@ -96,3 +98,46 @@ def check_semantics(params: dict, source: str = "params.yaml") -> None:
                 f"{source}: settings.{name}: k_shot + n_query = {k} + {q} exceeds the "
                 f"{IMAGES_PER_CHARACTER} images of a character; lower k_shot or protocol.n_query"
             )
+
+
+def check_references(params: dict, source: str = "params.yaml") -> None:
+    """Names used in `profile` and `experiments` must exist; transfer pairs share n_way."""
+    if params["profile"] not in params["profiles"]:
+        raise ParamsError(
+            f"{source}: profile: {params['profile']!r} is not one of {sorted(params['profiles'])}"
+        )
+    settings, experiments = params["settings"], params["experiments"]
+    named = [(f"experiments.{k}", s) for k in ("table1", "fig2") for s in experiments[k]]
+    for i, pair in enumerate(experiments["fig3"]):
+        named += [(f"experiments.fig3.{i}.{key}", pair[key]) for key in ("train", "test")]
+    named += [(f"experiments.fig4a.{key}", experiments["fig4a"][key]) for key in ("train", "test")]
+    named += [
+        ("experiments.fig4b.setting", experiments["fig4b"]["setting"]),
+        ("experiments.fig1.setting", experiments["fig1"]["setting"]),
+    ]
+    for key, name in named:
+        if name not in settings:
+            raise ParamsError(
+                f"{source}: {key}: setting {name!r} is not defined; add it under `settings` "
+                f"(defined: {', '.join(settings)})"
+            )
+    for key, pair in [(f"experiments.fig3.{i}", p) for i, p in enumerate(experiments["fig3"])] + [
+        ("experiments.fig4a", experiments["fig4a"])
+    ]:
+        if settings[pair["train"]]["n_way"] != settings[pair["test"]]["n_way"]:
+            raise ParamsError(
+                f"{source}: {key}: {pair['train']} and {pair['test']} differ in n_way; a model's "
+                "output layer fixes its ways, so transfer pairs must share n_way"
+            )
+    swaps = experiments["fig4b"]["swaps"]
+    needed = (
+        set(experiments["fig1"]["algorithms"])
+        | {s["init_of"] for s in swaps}
+        | {s["optimizer_of"] for s in swaps if s["optimizer_of"] != "adam"}
+    )
+    missing = sorted(needed - set(experiments["algorithms"]))
+    if missing:
+        raise ParamsError(
+            f"{source}: experiments.fig1/fig4b use {missing}, which are not in "
+            "experiments.algorithms; add them there"
+        )

@@ -1,0 +1,109 @@
+"""From params.yaml to the exact config each job runs with.
+
+Snakemake rules and the CLI both call these functions, so a rule's `params:` holds exactly
+what its command reads: changing `maml.*` changes only MAML's job configs, and so reruns only
+MAML's jobs.
+"""
+
+import math
+import random
+from typing import Any
+
+from metastress.algorithms import config_keys
+from metastress.config import n_query
+
+TRAINING_KEYS = ("meta_lr", "meta_batch")  # meta-level keys a search may also choose
+
+
+def profile(params: dict) -> dict:
+    name = params["profile"]
+    if name not in params["profiles"]:
+        raise KeyError(f"params.yaml: profile {name!r} is not one of {sorted(params['profiles'])}")
+    return params["profiles"][name]
+
+
+def algorithm_config(params: dict, algo: str) -> dict:
+    """The fixed algorithm keys: the algo's section, the profile's width and the task mode."""
+    section = params[algo]
+    keys = config_keys(algo)
+    config = {k: v for k, v in section.items() if k in keys}
+    config.update(hidden=profile(params)["hidden"], task_mode=params["protocol"]["task_mode"])
+    return config
+
+
+def search_space(params: dict, algo: str) -> dict:
+    """The algo's space with the profile's overrides for the keys the algo has."""
+    space = dict(params[algo]["space"])
+    space.update({k: v for k, v in profile(params)["space"].items() if k in space})
+    return space
+
+
+def setting_fields(params: dict, setting: str) -> dict:
+    s = params["settings"][setting]
+    return {"n_way": s["n_way"], "k_shot": s["k_shot"], "n_query": n_query(params, setting)}
+
+
+def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
+    """TrainConfig fields (as a dict) of the search trials ('search') or the final run ('final')."""
+    prof, section = profile(params), params[algo]
+    final = stage == "final"
+    return {
+        "algo": algo,
+        **setting_fields(params, setting),
+        "algorithm": algorithm_config(params, algo),
+        "meta_lr": section["meta_lr"],
+        "meta_batch": section["meta_batch"],
+        "iterations": prof["final_iterations" if final else "search_iterations"],
+        "patience": prof["patience"] if final else 0,
+        "validate_every": prof["validate_every"] if final else prof["search_iterations"],
+        "validation_tasks": prof["validation_tasks"],
+        "seed": params["protocol"]["seed"],
+        "rotate": params["protocol"]["rotate"],
+        "device": params["protocol"]["device"],
+        "trajectory_every": 0,
+    }
+
+
+def trajectory_every(params: dict, algo: str, setting: str) -> int:
+    fig1 = params["experiments"]["fig1"]
+    wanted = setting == fig1["setting"] and algo in fig1["algorithms"]
+    return profile(params)["trajectory_every"] if wanted else 0
+
+
+def sample(space: dict, seed: int, trial: int) -> dict[str, Any]:
+    """Trial `trial`'s draw from the space; depends only on (space, seed, trial)."""
+    rng = random.Random(f"{seed}/{trial}")
+    drawn = {}
+    for key in sorted(space):
+        spec = space[key]
+        if isinstance(spec, list):
+            drawn[key] = rng.choice(spec)
+        else:
+            low, high = spec["log_uniform"]
+            drawn[key] = math.exp(rng.uniform(math.log(low), math.log(high)))
+    return drawn
+
+
+def apply_choice(run: dict, choice: dict) -> dict:
+    """A run config with searched values put in place (meta keys top level, the rest in
+    `algorithm`)."""
+    run = {**run, "algorithm": dict(run["algorithm"])}
+    for key, value in choice.items():
+        if key in TRAINING_KEYS:
+            run[key] = value
+        else:
+            run["algorithm"][key] = value
+    return run
+
+
+def evaluation_config(params: dict, test_setting: str) -> dict:
+    prof = profile(params)
+    return {
+        **setting_fields(params, test_setting),
+        "setting": test_setting,
+        "tasks": prof["test_tasks"],
+        "batch": prof["eval_batch"],
+        "seed": params["protocol"]["seed"],
+        "rotate": params["protocol"]["rotate"],
+        "device": params["protocol"]["device"],
+    }

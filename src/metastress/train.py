@@ -1,0 +1,304 @@
+"""Meta-training: Adam on the meta-parameters, validation on fixed tasks, early stopping,
+checkpoint/resume, and per-iteration metrics that `dvc plots` reads.
+
+Outputs in `out_dir`: `model.pt` (the best on validation), `metrics.tsv` (one row per
+iteration; validation columns on validation rows), `summary.json` and `trajectory.pt` (the
+learned initialization over iterations; empty unless asked for). Work files (`last.pt`,
+the resume point, and `best.pt`) live in a separate work folder, which a workflow manager must
+not delete when it reruns an interrupted job. A run killed at any point and started again
+with the same config ends with the same weights as an uninterrupted one: the sampler's
+generator state, the optimizer and the metrics so far are all in `last.pt`, written
+atomically.
+"""
+
+import math
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from metastress import checkpoint
+from metastress.algorithms import MetaLearner, build
+from metastress.atomic import atomic_path, write_json, write_text
+from metastress.data.prepare import load_processed
+from metastress.data.splits import read_split, split_images
+from metastress.data.tasks import Episode, TaskSampler
+
+METRIC_COLUMNS = ("iteration", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+class DivergenceError(RuntimeError):
+    """The meta-loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; its hash guards resumption.
+
+    Args:
+        algo (str): key of metastress.algorithms.ALGORITHMS.
+        n_way, k_shot, n_query (int): the training setting.
+        algorithm (dict): config keys of the algorithm (see algorithms.config_keys).
+        meta_lr (float): Adam learning rate of the meta-parameters.
+        meta_batch (int): tasks per meta-iteration.
+        iterations (int): maximum meta-iterations.
+        patience (int): stop when validation accuracy has not improved for this many
+            iterations (0 disables early stopping).
+        validate_every (int): iterations between validations (and checkpoints).
+        validation_tasks (int): fixed meta-validation tasks per validation.
+        seed (int): weight initialization and episode sampling.
+        rotate (bool): class augmentation by rotation.
+        device (str): "auto", "cpu" or "cuda".
+        trajectory_every (int): every this many iterations record the flattened learned
+            initialization (Figure 1); 0 records none.
+    """
+
+    algo: str
+    n_way: int
+    k_shot: int
+    n_query: int
+    meta_lr: float
+    meta_batch: int
+    iterations: int
+    patience: int
+    validate_every: int
+    validation_tasks: int
+    seed: int = 0
+    rotate: bool = True
+    device: str = "auto"
+    trajectory_every: int = 0
+    algorithm: dict = field(default_factory=dict)
+
+    def hashed(self) -> dict:
+        """The config minus keys that do not change the result (the device)."""
+        config = asdict(self)
+        config.pop("device")
+        return config
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("protocol.device is 'cuda' but no CUDA device is visible; use 'auto'")
+    return torch.device(device)
+
+
+def load_part(processed_path: Path, split_path: Path, part: str, device: torch.device):
+    return split_images(load_processed(processed_path), read_split(split_path), part, device)
+
+
+@torch.no_grad()
+def evaluate_tasks(
+    learner: MetaLearner, tasks: list[Episode], steps: int | None = None, init: dict | None = None
+) -> dict:
+    """Mean query loss and accuracy, and per-task accuracies, of adapting on fixed tasks."""
+    losses, accuracies = [], []
+    for episode in tasks:
+        fast = learner.adapt(episode.support_x, episode.support_y, steps, init=init)
+        logits = learner.predict(fast, episode.query_x)  # (B, N*Q, N)
+        losses.append(
+            torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), episode.query_y, reduction="none"
+            ).mean(1)
+        )
+        accuracies.append((logits.argmax(-1) == episode.query_y).float().mean(1))
+    accuracy = torch.cat(accuracies)
+    return {
+        "loss": torch.cat(losses).mean().item(),
+        "accuracy": accuracy.mean().item(),
+        "per_task": accuracy.tolist(),
+    }
+
+
+def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, episode: Episode) -> dict:
+    """One meta-iteration: one optimizer step per update group (per task for MetaLSTM)."""
+    totals: dict[str, float] = {}
+    groups = 0
+    for group in learner.update_groups(episode):
+        optimizer.zero_grad(set_to_none=True)
+        loss, metrics = learner.meta_loss(group)
+        if not torch.isfinite(loss):
+            raise DivergenceError(f"meta-loss is {loss.item()}")
+        loss.backward()
+        if learner.meta_grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
+        optimizer.step()
+        groups += 1
+        for key, value in metrics.items():
+            totals[key] = totals.get(key, 0.0) + value
+    return {key: value / groups for key, value in totals.items()}
+
+
+def train(
+    config: TrainConfig,
+    processed_path: Path,
+    split_path: Path,
+    out_dir: Path,
+    work_dir: Path | None = None,
+) -> dict:
+    """Meta-train (or resume from work_dir) and return the summary written to out_dir.
+
+    `work_dir` (default out_dir/checkpoints) holds last.pt and best.pt; keep it when rerunning
+    an interrupted run so that it resumes.
+    """
+    out_dir = Path(out_dir)
+    work_dir = Path(work_dir) if work_dir is not None else out_dir / "checkpoints"
+    device = resolve_device(config.device)
+    sampler = TaskSampler(
+        load_part(processed_path, split_path, "train", device),
+        config.n_way,
+        config.k_shot,
+        config.n_query,
+        config.rotate,
+    )
+    validation = TaskSampler(
+        load_part(processed_path, split_path, "validation", device),
+        config.n_way,
+        config.k_shot,
+        config.n_query,
+        config.rotate,
+    )
+    validation_tasks = validation.fixed_tasks(
+        config.validation_tasks, config.seed, batch=config.meta_batch
+    )
+
+    learner = build(config.algo, config.n_way, config.algorithm, config.seed).to(device)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=config.meta_lr)
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    state = {
+        "iteration": 0,
+        "best_accuracy": -math.inf,
+        "best_iteration": 0,
+        "rows": [],
+        "trajectory": [],
+    }
+    hashed = config.hashed()
+    last, best = work_dir / "last.pt", work_dir / "best.pt"
+    if last.exists():
+        saved = checkpoint.load(last, regenerate=f"delete {out_dir} to train afresh")
+        checkpoint.check_same_config(last, saved, hashed)
+        learner.load_state_dict(saved["learner"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"].to(generator.get_state().device))
+        state = saved["state"]
+
+    def save(path: Path) -> None:
+        checkpoint.save(
+            path,
+            {
+                "config": hashed,
+                "config_hash": checkpoint.config_hash(hashed),
+                "learner": learner.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": generator.get_state(),
+                "state": state,
+            },
+        )
+
+    bar = tqdm(
+        total=config.iterations,
+        initial=state["iteration"],
+        disable=None,
+        desc=f"{config.algo} {config.n_way}w{config.k_shot}s",
+        file=sys.stderr,
+    )
+    while state["iteration"] < config.iterations and not _patience_exhausted(config, state):
+        start = time.perf_counter()
+        episode = sampler.sample(config.meta_batch, generator)
+        learner.train()
+        try:
+            metrics = meta_step(learner, optimizer, episode)
+        except DivergenceError as e:
+            raise DivergenceError(
+                f"{config.algo} diverged at iteration {state['iteration'] + 1}: {e}. "
+                f"Config: {hashed}. The last good checkpoint is {last}; lower meta_lr or "
+                "inner_lr and delete the run folder to restart"
+            ) from e
+        state["iteration"] += 1
+        row = {"iteration": state["iteration"], **metrics, "seconds": time.perf_counter() - start}
+        if config.trajectory_every and state["iteration"] % config.trajectory_every == 0:
+            state["trajectory"].append(_flat_initialization(learner))
+        if (
+            state["iteration"] % config.validate_every == 0
+            or state["iteration"] == config.iterations
+        ):
+            learner.eval()
+            scores = evaluate_tasks(learner, validation_tasks)
+            row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+            if scores["accuracy"] > state["best_accuracy"]:
+                state["best_accuracy"], state["best_iteration"] = (
+                    scores["accuracy"],
+                    state["iteration"],
+                )
+                save(best)
+            state["rows"].append(row)
+            save(last)
+            _write_metrics(out_dir / "metrics.tsv", state["rows"])
+        else:
+            state["rows"].append(row)
+        bar.update(1)
+        bar.set_postfix(
+            loss=f"{metrics['loss']:.3f}",
+            acc=f"{metrics['accuracy']:.3f}",
+            best_val=f"{state['best_accuracy']:.3f}",
+        )
+    bar.close()
+    return _finish(config, state, best, out_dir)
+
+
+def _patience_exhausted(config: TrainConfig, state: dict) -> bool:
+    return bool(config.patience) and state["iteration"] - state["best_iteration"] >= config.patience
+
+
+def _flat_initialization(learner: MetaLearner) -> torch.Tensor:
+    weights = learner.initial_weights()
+    return torch.cat([w.detach().flatten() for w in weights.values()]).cpu()
+
+
+def _write_metrics(path: Path, rows: list[dict]) -> None:
+    lines = ["\t".join(METRIC_COLUMNS)]
+    for row in rows:
+        lines.append("\t".join(_cell(row.get(column)) for column in METRIC_COLUMNS))
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else f"{value:.6g}"
+
+
+def _finish(config: TrainConfig, state: dict, best: Path, out_dir: Path) -> dict:
+    _write_metrics(out_dir / "metrics.tsv", state["rows"])
+    seconds = [row["seconds"] for row in state["rows"]]
+    summary = {
+        "algo": config.algo,
+        "iterations": state["iteration"],
+        "best_iteration": state["best_iteration"],
+        "best_val_accuracy": state["best_accuracy"],
+        "stopped_early": state["iteration"] < config.iterations,
+        "seconds_per_iteration": sorted(seconds)[len(seconds) // 2] if seconds else None,
+    }
+    with atomic_path(out_dir / "model.pt") as tmp:
+        shutil.copyfile(best, tmp)
+    with atomic_path(out_dir / "trajectory.pt") as tmp:
+        trajectory = state["trajectory"]
+        torch.save(torch.stack(trajectory) if trajectory else torch.empty(0), tmp)  # (T, P)
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+def load_trained(path: Path, device: torch.device | str = "cpu") -> tuple[MetaLearner, dict]:
+    """A trained learner and its config, from model.pt or a checkpoint."""
+    saved = checkpoint.load(
+        path, regenerate="rerun its training (snakemake reruns it when the file is deleted)"
+    )
+    config = saved["config"]
+    learner = build(config["algo"], config["n_way"], config["algorithm"], config["seed"])
+    learner.load_state_dict(saved["learner"])
+    return learner.to(device).eval(), config

@@ -1,0 +1,83 @@
+"""params.yaml: the shipped file is valid, and each kind of mistake is one clear message."""
+
+import copy
+
+import pytest
+import yaml
+
+from metastress.config import ParamsError, load_params, load_schema, validate_params
+from tests.conftest import REPO
+
+SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def check(mutate):
+    params = copy.deepcopy(SHIPPED)
+    mutate(params)
+    validate_params(params, load_schema(REPO / "params.yaml"))
+
+
+def test_shipped_params_are_valid():
+    assert load_params(REPO / "params.yaml")["profile"] == "quick"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (
+            lambda p: p["maml"].update(inner_step=3),
+            r"maml: Additional properties .*'inner_step'.*known keys here: .*inner_steps",
+        ),
+        (
+            lambda p: p["maml"].update(inner_steps="five"),
+            r"maml.inner_steps: 'five' is not of type 'integer'",
+        ),
+        (
+            lambda p: p["maml"].update(inner_steps=0),
+            r"maml.inner_steps: 0 is less than the minimum of 1",
+        ),
+        (
+            lambda p: p["data"].update(split="random"),
+            r"data.split: 'random' is not one of \['paper', 'lake'\]",
+        ),
+        (
+            lambda p: p["settings"].update({"500w1s": {"n_way": 500, "k_shot": 1}}),
+            r"settings.500w1s.n_way: 500-way tasks need 500 classes, but the paper split's "
+            r"validation part has only 220",
+        ),
+        (
+            lambda p: p["settings"].update({"5w15s": {"n_way": 5, "k_shot": 15}}),
+            r"settings.5w15s: k_shot \+ n_query = 15 \+ 15 exceeds the 20 images",
+        ),
+        (
+            lambda p: (
+                p["protocol"].update(n_query=10)
+                or p["settings"].update({"5w12s": {"n_way": 5, "k_shot": 12}})
+            ),
+            r"k_shot \+ n_query = 12 \+ 10",
+        ),
+        (lambda p: p.update(profile="huge"), r"profile: 'huge' is not one of"),
+        (
+            lambda p: p["experiments"].update(table1=["20w2s"]),
+            r"experiments.table1: setting '20w2s' is not defined",
+        ),
+        (
+            lambda p: p["experiments"].update(fig4a={"train": "40w1s", "test": "20w5s"}),
+            r"experiments.fig4a: 40w1s and 20w5s differ in n_way",
+        ),
+        (
+            lambda p: p["data"].update(split="lake"),
+            r"settings.100w1s.n_way: .*lake split's validation part has only 96",
+        ),
+    ],
+)
+def test_bad_params_are_named_with_the_fix(mutate, message):
+    with pytest.raises(ParamsError, match=message):
+        check(mutate)
+
+
+def test_yaml_syntax_error_is_reported(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("profile: [quick\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
