@@ -1,12 +1,25 @@
-# Shared imports, validation and the params accessor of every rule.
+# Shared imports, validation and the accessors every rule uses.
+import json
+
 from snakemake.utils import validate
 
 from metastress.config import check_semantics
+from metastress.experiments import (
+    evaluation_config,
+    profile,
+    run_config,
+    search_space,
+    trajectory_every,
+)
 
 validate(config, schema="../schemas/params.schema.yaml")
 check_semantics(config)
 
+PROFILE = profile(config)
+EXPERIMENTS = config["experiments"]
+ALGORITHMS = EXPERIMENTS["algorithms"]
 SPLIT_FILE = f"data/splits/{config['data']['split']}.json"
+FIGURES = ["fig1", "fig2", "fig3", "fig4a", "fig4b"]
 
 
 def param(*keys):
@@ -15,3 +28,50 @@ def param(*keys):
     for key in keys:
         value = value[key]
     return value
+
+
+def as_json(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def search_run(w):
+    return as_json(run_config(config, w.algo, w.setting, "search"))
+
+
+def final_run(w):
+    run = run_config(config, w.algo, w.setting, "final")
+    run["trajectory_every"] = trajectory_every(config, w.algo, w.setting)
+    return as_json(run)
+
+
+def evaluation(w):
+    return as_json(evaluation_config(config, w.test))
+
+
+def model(algo, setting):
+    return f"models/{algo}/{setting}/model.pt"
+
+
+def evaluation_file(algo, train, test):
+    return f"results/eval/{algo}/{train}/{test}.json"
+
+
+def in_setting(settings):
+    return [evaluation_file(a, s, s) for a in ALGORITHMS for s in settings]
+
+
+def swap_arguments(w, input):
+    """Figure 4b: plain Adam adapts the model's own init, or a model adapts another's init."""
+    if w.optimizer_of == "adam":
+        lr = EXPERIMENTS["fig4b"]["adam_lr"]
+        return f"--model {input.init} --optimizer adam --optimizer-lr {lr}"
+    return f"--model {input.optimizer} --init-from {input.init}"
+
+
+def trained_settings():
+    """Every setting some table or figure needs a model of, in params order."""
+    used = set(EXPERIMENTS["table1"]) | set(EXPERIMENTS["fig2"])
+    used |= {p[k] for p in EXPERIMENTS["fig3"] for k in ("train", "test")}
+    used |= {EXPERIMENTS["fig4a"]["train"], EXPERIMENTS["fig4b"]["setting"]}
+    used.add(EXPERIMENTS["fig1"]["setting"])
+    return [s for s in config["settings"] if s in used]

@@ -1,0 +1,85 @@
+# Evaluation phase: fixed meta-test tasks, identical for every algorithm of a setting.
+
+
+# A model trained on {train} tested on {test} ({train} == {test} is the in-setting score;
+# otherwise transfer across complexity).
+rule evaluate:
+    input:
+        processed=rules.prepare.output.processed,
+        split=SPLIT_FILE,
+        model=lambda w: model(w.algo, w.train),
+    output:
+        result="results/eval/{algo}/{train}/{test}.json",
+    params:
+        evaluation=evaluation,
+    log:
+        "logs/eval/{algo}/{train}/{test}.log",
+    threads: 1
+    message:
+        "Evaluating {wildcards.algo} trained on {wildcards.train}, tested on {wildcards.test}"
+    shell:
+        "OMP_NUM_THREADS={threads} metastress evaluate --processed {input.processed} "
+        "--split {input.split} --model {input.model} --evaluation {params.evaluation:q} "
+        "--out {output.result} > {log} 2>&1"
+
+
+# Figure 4a: the same models with a given number of adaptation steps.
+rule evaluate_steps:
+    input:
+        processed=rules.prepare.output.processed,
+        split=SPLIT_FILE,
+        model=lambda w: model(w.algo, w.train),
+    output:
+        result="results/ablation/steps/{algo}/{train}/{test}/steps{steps}.json",
+    params:
+        evaluation=evaluation,
+    log:
+        "logs/ablation/steps/{algo}/{train}/{test}/steps{steps}.log",
+    threads: 1
+    message:
+        "Evaluating {wildcards.algo} ({wildcards.train} -> {wildcards.test}) with "
+        "{wildcards.steps} adaptation steps"
+    shell:
+        "OMP_NUM_THREADS={threads} metastress evaluate --processed {input.processed} "
+        "--split {input.split} --model {input.model} --evaluation {params.evaluation:q} "
+        "--steps {wildcards.steps} --out {output.result} > {log} 2>&1"
+
+
+# Figure 4b: the initialization of one model adapted by another's inner optimizer, or by
+# plain Adam ({optimizer_of} == adam).
+rule evaluate_swap:
+    input:
+        processed=rules.prepare.output.processed,
+        split=SPLIT_FILE,
+        init=lambda w: model(w.init_of, w.test),
+        optimizer=lambda w: [] if w.optimizer_of == "adam" else model(w.optimizer_of, w.test),
+    output:
+        result="results/ablation/swap/{test}/{optimizer_of}_adapts_{init_of}.json",
+    params:
+        evaluation=evaluation,
+        how=swap_arguments,
+    log:
+        "logs/ablation/swap/{test}/{optimizer_of}_adapts_{init_of}.log",
+    threads: 1
+    message:
+        "Evaluating the {wildcards.init_of} initialization adapted by {wildcards.optimizer_of}"
+    shell:
+        "OMP_NUM_THREADS={threads} metastress evaluate --processed {input.processed} "
+        "--split {input.split} --evaluation {params.evaluation:q} {params.how} "
+        "--out {output.result} > {log} 2>&1"
+
+
+# Every in-setting and transfer score in one file: `dvc metrics show` reads it.
+rule metrics:
+    input:
+        in_setting(trained_settings())
+        + [evaluation_file(a, p["train"], p["test"]) for a in ALGORITHMS for p in EXPERIMENTS["fig3"]],
+    output:
+        metrics="results/metrics.json",
+    log:
+        "logs/eval/metrics.log",
+    message:
+        "Collecting the evaluation metrics"
+    shell:
+        "metastress collect --inputs {input} --root results/eval "
+        "--fields accuracy ci95 ci999 n_tasks --out {output.metrics} > {log} 2>&1"
