@@ -33,6 +33,8 @@ def config(algo, **overrides):
     fields = dict(algo=algo, n_way=5, k_shot=1, n_query=5, meta_lr=0.005, meta_batch=4,
                   iterations=150, patience=0, validate_every=50, validation_tasks=50,
                   algorithm=algorithm)
+    if algo == "metalstm":
+        fields["meta_lr"] = 0.002  # one update per task: smaller steps than per meta-batch
     fields.update(overrides)
     return TrainConfig(**fields)
 
