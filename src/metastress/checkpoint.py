@@ -1,12 +1,14 @@
 """Checkpoints that carry weights, optimizer, step, RNG state and the config they belong to.
 
 A checkpoint records the hash of its config; resuming under another config is refused with
-the differing keys named, and a truncated or foreign file is a clear error, never a crash
-deep inside torch.
+the differing keys named, and a truncated, tampered or foreign file is a clear error, never a
+crash deep inside torch nor silently wrong weights: torch.load does not check the CRC-32 that
+its zip container stores for every record, so `load` checks them first.
 """
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +53,23 @@ def save(path: str | Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def verify_records(path: str | Path) -> None:
+    """Raise unless every record of the (zip) checkpoint matches its stored CRC-32."""
+    with zipfile.ZipFile(path) as zf:
+        bad = zf.testzip()
+    if bad is not None:
+        raise ValueError(f"record {bad!r} fails its CRC-32 check")
+
+
 def load(path: str | Path, regenerate: str) -> dict:
     """Read a checkpoint; `regenerate` tells the user how to rebuild it if it is unusable."""
     path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {regenerate}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise
-    except Exception as e:  # torch raises many types for a damaged file
+        verify_records(path)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # zipfile and torch raise many types for a damaged file
         raise CheckpointError(f"{path} is corrupt or truncated ({e}); {regenerate}") from e
     if not isinstance(state, dict) or "config_hash" not in state or "learner" not in state:
         raise CheckpointError(f"{path} is not a metastress checkpoint; {regenerate}")

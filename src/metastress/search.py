@@ -13,7 +13,7 @@ from metastress.atomic import write_json
 from metastress.experiments import apply_choice, sample
 from metastress.train import DivergenceError, TrainConfig, train
 
-FAILURES = (DivergenceError, torch.OutOfMemoryError)
+FAILURES = (DivergenceError, torch.OutOfMemoryError, MemoryError)  # recorded, scored worst
 
 
 def run_trial(

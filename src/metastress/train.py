@@ -24,7 +24,7 @@ from tqdm import tqdm
 from metastress import checkpoint
 from metastress.algorithms import MetaLearner, build
 from metastress.atomic import atomic_path, write_json, write_text
-from metastress.data.prepare import load_processed
+from metastress.data.prepare import CorruptInputError, load_processed
 from metastress.data.splits import read_split, split_images
 from metastress.data.tasks import Episode, TaskSampler
 
@@ -32,7 +32,7 @@ METRIC_COLUMNS = ("iteration", "loss", "accuracy", "val_loss", "val_accuracy", "
 
 
 class DivergenceError(RuntimeError):
-    """The meta-loss became NaN or infinite."""
+    """The meta-loss, its gradient or the meta-parameters became NaN or infinite."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,11 @@ def resolve_device(device: str) -> torch.device:
 
 
 def load_part(processed_path: Path, split_path: Path, part: str, device: torch.device):
-    return split_images(load_processed(processed_path), read_split(split_path), part, device)
+    processed, split = load_processed(processed_path), read_split(split_path)
+    try:
+        return split_images(processed, split, part, device)
+    except CorruptInputError as e:
+        raise CorruptInputError(f"{split_path} does not fit {processed_path}: {e}") from e
 
 
 @torch.no_grad()
@@ -126,7 +130,13 @@ def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, episode: E
             raise DivergenceError(f"meta-loss is {loss.item()}")
         loss.backward()
         if learner.meta_grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
+            norm = torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in learner.parameters() if p.grad is not None]
+            )
+        if not torch.isfinite(norm):  # checked before the step spoils the weights
+            raise DivergenceError(f"meta-gradient norm is {norm.item()} (meta-loss {loss.item()})")
         optimizer.step()
         groups += 1
         for key, value in metrics.items():
@@ -179,13 +189,15 @@ def train(
     }
     hashed = config.hashed()
     last, best = work_dir / "last.pt", work_dir / "best.pt"
+    afresh = f"delete {work_dir} to train afresh"
     if last.exists():
-        saved = checkpoint.load(last, regenerate=f"delete {out_dir} to train afresh")
+        saved = checkpoint.load(last, regenerate=afresh)
         checkpoint.check_same_config(last, saved, hashed)
         learner.load_state_dict(saved["learner"])
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["generator"].to(generator.get_state().device))
         state = saved["state"]
+        _check_best(best, hashed, state, afresh)
 
     def save(path: Path) -> None:
         checkpoint.save(
@@ -217,7 +229,7 @@ def train(
             raise DivergenceError(
                 f"{config.algo} diverged at iteration {state['iteration'] + 1}: {e}. "
                 f"Config: {hashed}. The last good checkpoint is {last}; lower meta_lr or "
-                "inner_lr and delete the run folder to restart"
+                f"inner_lr and delete {work_dir} to restart"
             ) from e
         state["iteration"] += 1
         row = {"iteration": state["iteration"], **metrics, "seconds": time.perf_counter() - start}
@@ -227,6 +239,7 @@ def train(
             state["iteration"] % config.validate_every == 0
             or state["iteration"] == config.iterations
         ):
+            _check_finite(learner, config, state, afresh)
             learner.eval()
             scores = evaluate_tasks(learner, validation_tasks)
             row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
@@ -248,11 +261,22 @@ def train(
             best_val=f"{state['best_accuracy']:.3f}",
         )
     bar.close()
-    return _finish(config, state, best, out_dir)
+    return _finish(config, state, best, out_dir, afresh)
 
 
 def _patience_exhausted(config: TrainConfig, state: dict) -> bool:
     return bool(config.patience) and state["iteration"] - state["best_iteration"] >= config.patience
+
+
+def _check_finite(learner: MetaLearner, config: TrainConfig, state: dict, afresh: str) -> None:
+    """Refuse to validate or checkpoint non-finite meta-parameters (a finite loss and gradient
+    can still overflow them, e.g. with an absurd meta_lr)."""
+    bad = [name for name, p in learner.named_parameters() if not torch.isfinite(p).all()]
+    if bad:
+        raise DivergenceError(
+            f"{config.algo} diverged at iteration {state['iteration']}: meta-parameters {bad} "
+            f"are not finite. Config: {config.hashed()}. Lower meta_lr and {afresh}"
+        )
 
 
 def _flat_initialization(learner: MetaLearner) -> torch.Tensor:
@@ -273,7 +297,21 @@ def _cell(value) -> str:
     return str(value) if isinstance(value, int) else f"{value:.6g}"
 
 
-def _finish(config: TrainConfig, state: dict, best: Path, out_dir: Path) -> dict:
+def _check_best(best: Path, hashed: dict, state: dict, afresh: str) -> None:
+    """Raise unless best.pt is intact, of this config, and the iteration last.pt names (or,
+    after a kill between saving best.pt and last.pt, a later one that resuming redoes)."""
+    saved = checkpoint.load(best, regenerate=afresh)
+    checkpoint.check_same_config(best, saved, hashed)
+    iteration = saved["state"]["iteration"]
+    if iteration != state["best_iteration"] and iteration <= state["iteration"]:
+        raise checkpoint.CheckpointError(
+            f"{best} holds iteration {iteration}, not the best one ({state['best_iteration']}) "
+            f"that {best.parent / 'last.pt'} names; {afresh}"
+        )
+
+
+def _finish(config: TrainConfig, state: dict, best: Path, out_dir: Path, afresh: str) -> dict:
+    _check_best(best, config.hashed(), state, afresh)  # model.pt is a copy of best.pt
     _write_metrics(out_dir / "metrics.tsv", state["rows"])
     seconds = [row["seconds"] for row in state["rows"]]
     summary = {

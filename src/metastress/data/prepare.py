@@ -10,6 +10,7 @@ asked for, so each is converted to "L" before the LANCZOS resize, which keeps gr
 
 import io
 import zipfile
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -56,10 +57,19 @@ _open_archives: dict[str, zipfile.ZipFile] = {}  # per worker: parsing a directo
 
 def _resize_members(job: tuple[str, list[str], int]) -> np.ndarray:
     archive, names, size = job
-    if archive not in _open_archives:
-        _open_archives[archive] = zipfile.ZipFile(archive)
-    zf = _open_archives[archive]
-    return np.stack([resize(zf.read(name), size) for name in names])
+    images = []
+    for name in names:
+        try:
+            if archive not in _open_archives:
+                _open_archives[archive] = zipfile.ZipFile(archive)
+            images.append(resize(_open_archives[archive].read(name), size))
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as e:
+            # PIL's UnidentifiedImageError is an OSError; a bad CRC is a BadZipFile
+            raise CorruptInputError(
+                f"{archive}: member {name} is damaged ({type(e).__name__}: {e}); delete the "
+                "archive and run `metastress data download` (or `snakemake data/raw`) again"
+            ) from None  # the message is all that crosses back from the worker process
+    return np.stack(images)
 
 
 def prepare(raw_dir: str | Path, out: str | Path, size: int = IMAGE_SIZE, workers: int = 2) -> None:
@@ -70,7 +80,7 @@ def prepare(raw_dir: str | Path, out: str | Path, size: int = IMAGE_SIZE, worker
         archive = raw_dir / archive_name
         try:
             members = list_characters(archive)
-        except (zipfile.BadZipFile, FileNotFoundError) as e:
+        except (zipfile.BadZipFile, OSError, EOFError) as e:
             raise CorruptInputError(
                 f"{archive}: cannot read the archive ({e}); delete it and run "
                 "`metastress data download` (or `snakemake data/raw`) again"
@@ -102,15 +112,18 @@ def load_processed(path: str | Path) -> dict[str, np.ndarray]:
             arrays = {key: npz[key] for key in ("images", "characters", "alphabets", "background")}
     except FileNotFoundError as e:
         raise CorruptInputError(f"{path} does not exist; run `metastress data prepare`") from e
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as e:
+    except Exception as e:  # numpy and zipfile raise many types; a bad CRC is a BadZipFile
         raise CorruptInputError(f"{path} is truncated or corrupt ({e}); {fix}") from e
     images = arrays["images"]
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1] != IMAGES_PER_CHARACTER:
         raise CorruptInputError(
             f"{path}: images are {images.dtype} {images.shape}, expected uint8 (C, 20, H, W); {fix}"
         )
-    if len(arrays["characters"]) != len(images):
-        raise CorruptInputError(
-            f"{path}: {len(arrays['characters'])} names for {len(images)} characters; {fix}"
-        )
+    for key in ("characters", "alphabets", "background"):
+        if len(arrays[key]) != len(images):
+            raise CorruptInputError(
+                f"{path}: {len(arrays[key])} {key} for {len(images)} characters; {fix}"
+            )
+    if len(set(arrays["characters"].tolist())) != len(images):
+        raise CorruptInputError(f"{path}: character names repeat; {fix}")
     return arrays

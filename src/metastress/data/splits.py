@@ -74,13 +74,17 @@ def read_split(path: str | Path) -> dict:
         split = json.loads(path.read_text())
     except FileNotFoundError as e:
         raise CorruptInputError(f"{path} does not exist; run `metastress data split`") from e
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise CorruptInputError(f"{path} is not valid JSON ({e}); {fix}") from e
+    if not isinstance(split, dict):
+        raise CorruptInputError(f"{path} holds a {type(split).__name__}, not a split; {fix}")
     missing = [part for part in SPLIT_PARTS if not isinstance(split.get(part), list)]
     if missing:
         raise CorruptInputError(f"{path} lacks the part(s) {missing}; {fix}")
     seen: dict[str, str] = {}
     for part in SPLIT_PARTS:
+        if not all(isinstance(c, str) for c in split[part]):
+            raise CorruptInputError(f"{path}: part {part!r} must list character names; {fix}")
         for character in split[part]:
             if character in seen:
                 raise CorruptInputError(
