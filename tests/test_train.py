@@ -30,9 +30,19 @@ def config(algo, **overrides):
     algorithm = {"inner_steps": 2, "hidden": 16}
     if algo in ("maml", "metasgd", "taml"):
         algorithm.update(inner_lr=0.4, first_order=True)
-    fields = dict(algo=algo, n_way=5, k_shot=1, n_query=5, meta_lr=0.005, meta_batch=4,
-                  iterations=150, patience=0, validate_every=50, validation_tasks=50,
-                  algorithm=algorithm)
+    fields = dict(
+        algo=algo,
+        n_way=5,
+        k_shot=1,
+        n_query=5,
+        meta_lr=0.005,
+        meta_batch=4,
+        iterations=150,
+        patience=0,
+        validate_every=50,
+        validation_tasks=50,
+        algorithm=algorithm,
+    )
     if algo == "metalstm":
         fields["meta_lr"] = 0.002  # one update per task: smaller steps than per meta-batch
     fields.update(overrides)
@@ -52,8 +62,13 @@ def test_learns_5way_1shot_from_chance_to_60_percent(algo, processed_path, split
 def test_interrupted_then_resumed_equals_uninterrupted(
     algo, processed_path, split_path, tmp_path, monkeypatch
 ):
-    short = config(algo, iterations=6, validate_every=2, validation_tasks=4,
-                   algorithm={"inner_steps": 1, "hidden": 4})
+    short = config(
+        algo,
+        iterations=6,
+        validate_every=2,
+        validation_tasks=4,
+        algorithm={"inner_steps": 1, "hidden": 4},
+    )
     train(short, processed_path, split_path, tmp_path / "straight")
 
     real_step, calls = train_module.meta_step, {"n": 0}
@@ -76,7 +91,25 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     assert straight["state"]["iteration"] == resumed["state"]["iteration"]
     for name, tensor in straight["learner"].items():
         assert torch.equal(tensor, resumed["learner"][name]), name
-    last = [torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=False)
-            for run in ("straight", "resumed")]
+    last = [
+        torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=False)
+        for run in ("straight", "resumed")
+    ]
     for name, tensor in last[0]["learner"].items():
         assert torch.equal(tensor, last[1]["learner"][name]), name
+
+
+def test_work_root_gives_each_config_its_own_checkpoint_folder(tmp_path):
+    """A params change reruns a job from scratch; a killed job with the same config resumes."""
+    base = config("maml")
+    same = config("maml")
+    changed = config("maml", meta_lr=0.01)
+    moved = config("maml", device="cpu", checkpoint_every=7)  # results do not depend on these
+    assert train_module.work_dir_for(base, tmp_path) == train_module.work_dir_for(same, tmp_path)
+    assert train_module.work_dir_for(base, tmp_path) != train_module.work_dir_for(changed, tmp_path)
+    assert train_module.work_dir_for(base, tmp_path) == train_module.work_dir_for(moved, tmp_path)
+
+
+def test_run_config_with_an_unknown_key_is_named():
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['meta_lrr'\]"):
+        train_module.train_config({"meta_lrr": 0.1})

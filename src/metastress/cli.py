@@ -32,7 +32,9 @@ def _data_split(args: argparse.Namespace) -> None:
 def _search_trial(args: argparse.Namespace) -> None:
     from metastress.search import run_trial
 
-    run_trial(args.run, args.space, args.trial, args.processed, args.split, args.out, args.work_dir)
+    run_trial(
+        args.run, args.space, args.trial, args.processed, args.split, args.out, args.work_root
+    )
 
 
 def _search_select(args: argparse.Namespace) -> None:
@@ -43,12 +45,15 @@ def _search_select(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from metastress.experiments import apply_choice
-    from metastress.train import TrainConfig, train
+    from metastress.selection import read_choice
+    from metastress.train import train, train_config, work_dir_for
 
     run = args.run
     if args.choice is not None:
-        run = apply_choice(run, json.loads(args.choice.read_text())["choice"])
-    train(TrainConfig(**run), args.processed, args.split, args.out, args.work_dir)
+        run = apply_choice(run, read_choice(args.choice))
+    config = train_config(run)
+    work_dir = work_dir_for(config, args.work_root) if args.work_root else args.work_dir
+    train(config, args.processed, args.split, args.out, work_dir)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -121,7 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     trial.add_argument("--space", type=_json_arg, required=True, help="search space (JSON)")
     trial.add_argument("--trial", type=int, required=True, help="trial index")
     trial.add_argument("--out", type=Path, required=True, help="trial record (.json)")
-    trial.add_argument("--work-dir", type=Path, required=True, help="checkpoints, for resuming")
+    trial.add_argument(
+        "--work-root",
+        type=Path,
+        required=True,
+        help="checkpoints go to a subfolder per config hash, for resuming",
+    )
     trial.set_defaults(func=_search_trial)
     select = search_commands.add_parser("select", help="pick the best trial")
     select.add_argument("--trials", type=Path, nargs="+", required=True)
@@ -133,7 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
     train.add_argument("--choice", type=Path, help="search result whose choice overrides --run")
     train.add_argument("--out", type=Path, required=True, help="run folder")
-    train.add_argument("--work-dir", type=Path, help="checkpoints (default: OUT/checkpoints)")
+    work = train.add_mutually_exclusive_group()
+    work.add_argument(
+        "--work-dir",
+        type=Path,
+        help="checkpoints; resuming under another config is refused (default: OUT/checkpoints)",
+    )
+    work.add_argument(
+        "--work-root",
+        type=Path,
+        help="checkpoints in a subfolder per config hash: a changed config "
+        "starts afresh, an interrupted run resumes",
+    )
     train.set_defaults(func=_train)
 
     evaluate = commands.add_parser("evaluate", help="score a trained model on test tasks")

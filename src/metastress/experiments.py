@@ -61,6 +61,7 @@ def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
         "rotate": params["protocol"]["rotate"],
         "device": params["protocol"]["device"],
         "trajectory_every": 0,
+        "checkpoint_every": prof["validate_every"],
     }
 
 

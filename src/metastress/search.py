@@ -11,20 +11,22 @@ import torch
 
 from metastress.atomic import write_json
 from metastress.experiments import apply_choice, sample
-from metastress.train import DivergenceError, TrainConfig, train
+from metastress.train import DivergenceError, train, train_config, work_dir_for
 
 FAILURES = (DivergenceError, torch.OutOfMemoryError, MemoryError)  # recorded, scored worst
 
 
 def run_trial(
-    run: dict, space: dict, trial: int, processed: Path, split: Path, out: Path, work_dir: Path
+    run: dict, space: dict, trial: int, processed: Path, split: Path, out: Path, work_root: Path
 ) -> dict:
     """Train trial `trial` of the space and write its record to `out` (a .json); its model
-    and checkpoints go to `work_dir`."""
+    and checkpoints go to a folder of `work_root` named by the trial's config hash."""
     choice = sample(space, run["seed"], trial)
     record = {"trial": trial, "choice": choice}
     try:
-        summary = train(TrainConfig(**apply_choice(run, choice)), processed, split, work_dir)
+        config = train_config(apply_choice(run, choice))
+        work_dir = work_dir_for(config, work_root)
+        summary = train(config, processed, split, work_dir)
     except FAILURES as e:
         record.update(status="failed", reason=f"{type(e).__name__}: {e}", val_accuracy=None)
     else:

@@ -11,6 +11,7 @@ generator state, the optimizer and the metrics so far are all in `last.pt`, writ
 atomically.
 """
 
+import dataclasses
 import math
 import shutil
 import sys
@@ -55,6 +56,8 @@ class TrainConfig:
         device (str): "auto", "cpu" or "cuda".
         trajectory_every (int): every this many iterations record the flattened learned
             initialization (Figure 1); 0 records none.
+        checkpoint_every (int): also checkpoint every this many iterations between
+            validations (0: at validations only), so long search trials resume mid-way.
     """
 
     algo: str
@@ -71,13 +74,32 @@ class TrainConfig:
     rotate: bool = True
     device: str = "auto"
     trajectory_every: int = 0
+    checkpoint_every: int = 0
     algorithm: dict = field(default_factory=dict)
 
     def hashed(self) -> dict:
-        """The config minus keys that do not change the result (the device)."""
+        """The config minus keys that do not change the result (device, checkpoint spacing)."""
         config = asdict(self)
         config.pop("device")
+        config.pop("checkpoint_every")
         return config
+
+
+def train_config(run: dict) -> TrainConfig:
+    """A TrainConfig from a run dict; unknown or missing keys name themselves."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(run) - fields)
+    if unknown:
+        raise ValueError(f"run config: unknown key(s) {unknown}; known keys: {sorted(fields)}")
+    try:
+        return TrainConfig(**run)
+    except TypeError as e:
+        raise ValueError(f"run config: {e}") from e
+
+
+def work_dir_for(config: TrainConfig, root: Path) -> Path:
+    """root/<config hash>: a changed config gets a fresh folder, a rerun finds its own."""
+    return Path(root) / checkpoint.config_hash(config.hashed())
 
 
 def resolve_device(device: str) -> torch.device:
@@ -235,10 +257,11 @@ def train(
         row = {"iteration": state["iteration"], **metrics, "seconds": time.perf_counter() - start}
         if config.trajectory_every and state["iteration"] % config.trajectory_every == 0:
             state["trajectory"].append(_flat_initialization(learner))
-        if (
+        validating = (
             state["iteration"] % config.validate_every == 0
             or state["iteration"] == config.iterations
-        ):
+        )
+        if validating:
             _check_finite(learner, config, state, afresh)
             learner.eval()
             scores = evaluate_tasks(learner, validation_tasks)
@@ -249,11 +272,13 @@ def train(
                     state["iteration"],
                 )
                 save(best)
-            state["rows"].append(row)
+        state["rows"].append(row)
+        if validating or (
+            config.checkpoint_every and state["iteration"] % config.checkpoint_every == 0
+        ):
+            _check_finite(learner, config, state, afresh)
             save(last)
             _write_metrics(out_dir / "metrics.tsv", state["rows"])
-        else:
-            state["rows"].append(row)
         bar.update(1)
         bar.set_postfix(
             loss=f"{metrics['loss']:.3f}",

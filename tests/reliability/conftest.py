@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 import torch
-from reliability_helpers import EVALUATION, SPACE, tiny_run
+from reliability_helpers import EVALUATION, SPACE, tiny_run, trial_work
 
 from metastress.data.prepare import ARCHIVE_FLAGS, load_processed, prepare
 from metastress.data.splits import write_split
@@ -79,7 +79,7 @@ def reference_trial(data_path, split_path, tmp_path_factory):
     root = tmp_path_factory.mktemp("reference_trial")
     record, work = root / "trial0.json", root / "work"
     run_trial(tiny_run(), SPACE, 0, data_path, split_path, record, work)
-    return record, work
+    return record, trial_work(tiny_run(), SPACE, 0, work)
 
 
 @pytest.fixture(scope="session")

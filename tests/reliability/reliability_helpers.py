@@ -77,8 +77,18 @@ def trial_args(
     return [
         "search", "trial", "--processed", str(processed), "--split", str(split),
         "--run", json.dumps(run), "--space", json.dumps(space), "--trial", "0",
-        "--out", str(out), "--work-dir", str(work),
+        "--out", str(out), "--work-root", str(work),
     ]  # fmt: skip
+
+
+def trial_work(run: dict, space: dict, trial: int, work_root: Path) -> Path:
+    """The folder under work_root where `search trial` keeps that trial's run."""
+    from metastress.experiments import apply_choice, sample
+    from metastress.train import train_config, work_dir_for
+
+    return work_dir_for(
+        train_config(apply_choice(run, sample(space, run["seed"], trial))), work_root
+    )
 
 
 def run_cli(args: list[str], log: Path) -> subprocess.CompletedProcess:

@@ -116,7 +116,7 @@ def test_diverged_trial_through_the_cli_exits_cleanly(data_path, split_path, tmp
     main([
         "search", "trial", "--processed", str(data_path), "--split", str(split_path),
         "--run", json.dumps(SMALL_RUN), "--space", json.dumps(ABSURD_SPACE), "--trial", "0",
-        "--out", str(out), "--work-dir", str(work),
+        "--out", str(out), "--work-root", str(work),
     ])  # fmt: skip
     record = json.loads(out.read_text())
     assert record["status"] == "failed" and "DivergenceError" in record["reason"]

@@ -17,6 +17,7 @@ from reliability_helpers import (
     tiny_run,
     train_args,
     trial_args,
+    trial_work,
 )
 
 from metastress import checkpoint
@@ -73,8 +74,9 @@ def test_training_killed_at_three_points_resumes_identically(
 def test_search_trial_killed_at_four_points_resumes_identically(
     data_path, split_path, reference_trial, tmp_path
 ):
-    record, work = tmp_path / "trial0.json", tmp_path / "work"
-    args = trial_args(data_path, split_path, tiny_run(), SPACE, record, work)
+    record, work_root = tmp_path / "trial0.json", tmp_path / "work"
+    args = trial_args(data_path, split_path, tiny_run(), SPACE, record, work_root)
+    work = trial_work(tiny_run(), SPACE, 0, work_root)
     metrics, checkpoints = work / "metrics.tsv", work / "checkpoints"
     reference_record, reference_work = reference_trial
     # 1. at a checkpoint that improves validation best.pt is written, then last.pt: killed

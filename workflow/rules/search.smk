@@ -26,7 +26,7 @@ rule search_trial:
         "OMP_NUM_THREADS={threads} metastress search trial --processed {input.processed} "
         "--split {input.split} --run {params.run:q} --space {params.space:q} "
         "--trial {wildcards.trial} --out {output.record} "
-        "--work-dir checkpoints/search/{wildcards.algo}/{wildcards.setting}/trial{wildcards.trial} "
+        "--work-root checkpoints/search/{wildcards.algo}/{wildcards.setting}/trial{wildcards.trial} "
         "> {log} 2>&1"
 
 

@@ -27,7 +27,7 @@ rule train_final:
         "OMP_NUM_THREADS={threads} metastress train --processed {input.processed} "
         "--split {input.split} --run {params.run:q} --choice {input.choice} "
         "--out models/{wildcards.algo}/{wildcards.setting} "
-        "--work-dir checkpoints/train/{wildcards.algo}/{wildcards.setting} > {log} 2>&1"
+        "--work-root checkpoints/train/{wildcards.algo}/{wildcards.setting} > {log} 2>&1"
 
 
 # The final models of one algorithm, all settings: what DVC versions per algorithm.
