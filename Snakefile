@@ -33,6 +33,7 @@ include: "workflow/rules/report.smk"
 
 localrules:
     all,
+    download,  # needs the internet (or the mirror), which compute nodes often lack
     evaluate_all,
     report_all,
     search_select,

@@ -182,8 +182,21 @@ start() {  # start NAME CMD... -> runs CMD detached, records its PID in STATE_DI
         return 0
     fi
     setsid "$@" </dev/null >>"$STATE_DIR/log/$name.out" 2>&1 &
-    echo $! >"$STATE_DIR/$name.pid"
-    log "started $name (pid $!)"
+    local pid=$! stat i
+    echo "$pid" >"$STATE_DIR/$name.pid"
+    # The background job is a forked copy of this shell until it has exec'd setsid (and setpriv)
+    # and then the daemon: wait for that, so that alive() does not take it for another process.
+    # Under load this takes well over the first check's few milliseconds.
+    for ((i = 0; i < 200; i++)); do
+        alive "$name" && break
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || stat=""
+        if [[ -z $stat || $stat == "$pid ("*") Z "* ]]; then
+            die "$name (pid $pid) exited at once; see $STATE_DIR/log/$name.out"
+        fi
+        sleep 0.05
+    done
+    alive "$name" || die "pid $pid did not become $name within 10 s: ${stat%% [0-9]*}"
+    log "started $name (pid $pid)"
 }
 
 if [[ $config_changed -eq 1 ]] && { alive slurmctld || alive slurmd; }; then

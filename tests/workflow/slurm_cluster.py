@@ -55,7 +55,10 @@ CI_SNAKEMAKE_ARGS = (
     "1",
 )
 
-_ALLOCATED = re.compile(r"(?:sched: Allocate|backfill: Started) JobId=(\d+)")
+# the main scheduler logs "sched: Allocate JobId=N ...", the backfill scheduler (which starts a
+# job queued behind another, e.g. waiting for the one GPU) "sched/backfill: _start_job: Started
+# JobId=N ..." (older releases: "backfill: Started JobId=N")
+_ALLOCATED = re.compile(r"(?:sched: Allocate|backfill: (?:_start_job: )?Started) JobId=(\d+)")
 
 
 @dataclass(frozen=True)
