@@ -14,6 +14,8 @@ rule evaluate:
         evaluation=evaluation,
     log:
         "logs/eval/{algo}/{train}/{test}.log",
+    benchmark:
+        "benchmarks/runs/eval/{algo}/{train}/{test}.tsv"
     threads: 1
     message:
         "Evaluating {wildcards.algo} trained on {wildcards.train}, tested on {wildcards.test}"
@@ -35,6 +37,8 @@ rule evaluate_steps:
         evaluation=evaluation,
     log:
         "logs/ablation/steps/{algo}/{train}/{test}/steps{steps}.log",
+    benchmark:
+        "benchmarks/runs/ablation/steps/{algo}/{train}/{test}/steps{steps}.tsv"
     threads: 1
     message:
         "Evaluating {wildcards.algo} ({wildcards.train} -> {wildcards.test}) with "
@@ -60,6 +64,8 @@ rule evaluate_swap:
         how=swap_arguments,
     log:
         "logs/ablation/swap/{test}/{optimizer_of}_adapts_{init_of}.log",
+    benchmark:
+        "benchmarks/runs/ablation/swap/{test}/{optimizer_of}_adapts_{init_of}.tsv"
     threads: 1
     message:
         "Evaluating the {wildcards.init_of} initialization adapted by {wildcards.optimizer_of}"
