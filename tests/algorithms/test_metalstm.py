@@ -94,16 +94,20 @@ def test_saturated_gates_make_one_step_plain_sgd(make_learner, episode):
             torch.testing.assert_close({k: v[i] for k, v in fast.items()}, weights, **TOL)
 
 
-def test_learner_loss_and_gradient_enter_as_constants(make_learner, episode, monkeypatch):
+@pytest.mark.parametrize("task_mode", ["loop", "fused"])
+def test_learner_loss_and_gradient_enter_as_constants(
+    make_learner, episode, monkeypatch, task_mode
+):
     seen = []
     step = MetaLSTMNet.forward
 
     def recording_step(self, state, loss, grad):
-        seen.append((state.c.requires_grad, loss.requires_grad, grad.requires_grad))
+        tasks = grad.shape[0] if grad.dim() == 2 else 1  # a fused chunk steps T tasks at once
+        seen.extend([(state.c.requires_grad, loss.requires_grad, grad.requires_grad)] * tasks)
         return step(self, state, loss, grad)
 
     monkeypatch.setattr(MetaLSTMNet, "forward", recording_step)
-    learner = make_learner("metalstm", inner_steps=3)
+    learner = make_learner("metalstm", inner_steps=3, task_mode=task_mode)
     loss, _ = learner.meta_loss(episode)
     loss.backward()
     assert len(seen) == 3 * len(episode)

@@ -1,11 +1,23 @@
 """Shared inner-loop machinery: one per-task function, lifted to the B tasks of a meta-batch.
 
 Every algorithm writes its adaptation as a plain function of ONE task (as in PyTorch's
-functorch MAML example) and hands it to `map_tasks`, which runs it over the meta-batch either
-as a Python loop (`"loop"`) or with `torch.func.vmap` (`"vmap"`). `"auto"` picks vmap on CUDA
-and the loop elsewhere: on the 2-core CPU this project was measured on, the loop is faster and
-needs 2.5-5.7x less memory. Both paths give the same numbers, second-order gradients included
-(tested), because the base learner's batch norm is written from tensor ops.
+functorch MAML example) and hands it to `map_tasks`, which runs it over the meta-batch in one
+of three task modes:
+
+- "loop": a Python loop over tasks, the base learner run as the `Conv4` module
+  (`functional_call`): the reference implementation;
+- "vmap": `torch.func.vmap` over the same module;
+- "fused": the SAME per-task function called once per chunk of tasks with batched arguments
+  (weights (T, *shape), images (T, M, C, H, W)); the base learner then runs as
+  `conv4.forward_tasks`, a CPU-tuned Conv-4 (grouped convolutions, channels-last, native batch
+  norm). A chunk holds about FUSED_CHUNK_IMAGES images, so small tasks are grouped and large
+  ones run one at a time (cache-sized). Per-task functions therefore use only elementwise
+  updates and `loss_and_grads` / `task_logits`, which dispatch on the images' rank.
+
+`"auto"` picks, per device, the mode measured fastest (see `resolve_task_mode` and
+benchmarks/RESULTS.md). All modes give the same numbers up to rounding, second-order
+gradients included (tested), because the module's batch norm is written from tensor ops (the
+vmap trap) and the fused path never runs under vmap.
 
 Inner gradients come from `torch.func.grad_and_value`, which composes with ordinary autograd
 (second order comes free) and ignores an outer `torch.no_grad()`, so evaluation can adapt
@@ -26,10 +38,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from metastress.models.conv4 import ACTIVATIONS
+from metastress.models.conv4 import ACTIVATIONS, Conv4, forward_tasks
 
 Weights = dict[str, Tensor]  # name -> parameter-shaped tensor, one task's base learner
-TASK_MODES = ("auto", "loop", "vmap")
+TASK_MODES = ("auto", "loop", "vmap", "fused")
+FUSED_CHUNK_IMAGES = 100  # images per fused chunk: larger chunks fall out of cache on the CPU
 
 
 @dataclass(frozen=True)
@@ -83,43 +96,86 @@ def resolve_steps(steps: int | None, default: int) -> int:
 
 
 def resolve_task_mode(task_mode: str, device: torch.device) -> str:
-    """ "loop" or "vmap": `task_mode` itself, or for "auto" vmap on CUDA and the loop elsewhere."""
+    """ "loop", "vmap" or "fused": `task_mode` itself, or for "auto" the device's fastest.
+
+    "auto" is "fused" on the CPU: measured faster than the loop and than vmap on every
+    benchmark row, first and second order, at 1 and 2 threads, on a 2-core AMD EPYC
+    (benchmarks/RESULTS.md; `python -m benchmarks.run`). On CUDA it is "vmap" (not measured
+    here; vmap is the usual choice on GPUs).
+    """
     check_choice("task_mode", task_mode, TASK_MODES)
     if task_mode == "auto":
-        return "vmap" if device.type == "cuda" else "loop"
+        return "vmap" if device.type == "cuda" else "fused"
     return task_mode
 
 
-def map_tasks(fn: Callable[..., Any], task_mode: str, in_dims: tuple, *args: Any) -> Any:
+def map_tasks(
+    fn: Callable[..., Any], task_mode: str, in_dims: tuple, *args: Any, chunk: int | None = None
+) -> Any:
     """Run a one-task function over the B tasks of a meta-batch and stack its outputs.
 
     Args:
-        fn (callable): takes one task's arguments, returns a Tensor or a dict of Tensors.
-        task_mode (str): "loop" or "vmap" (see `resolve_task_mode`).
+        fn (callable): takes one task's arguments, returns a Tensor or a dict of Tensors. In
+            "fused" mode it gets T tasks' arguments at once (a leading task dimension on every
+            tensor, shared ones expanded) and must return T tasks' outputs.
+        task_mode (str): "loop", "vmap" or "fused" (see `resolve_task_mode`).
         in_dims (tuple): per argument, 0 if it is batched over tasks (dim 0), None if shared.
         *args: Tensors or dicts of Tensors.
+        chunk (int, optional): tasks per fused chunk; None sizes chunks by images.
 
     Returns:
         fn's output with a leading task dimension B on every tensor.
     """
     if task_mode == "vmap":
         return vmap(fn, in_dims=in_dims)(*args)
-    if task_mode != "loop":
-        raise ValueError(f"task_mode must be 'loop' or 'vmap' here, got {task_mode!r}")
+    if task_mode not in ("loop", "fused"):
+        raise ValueError(f"task_mode must be 'loop', 'vmap' or 'fused' here, got {task_mode!r}")
     n_tasks = _batch_size(args, in_dims)
-    outputs = [
-        fn(*(a if d is None else _take(a, i) for a, d in zip(args, in_dims, strict=True)))
-        for i in range(n_tasks)
-    ]
+    if task_mode == "fused":
+        chunk = chunk or _tasks_per_chunk(args, in_dims)
+        outputs = [
+            fn(
+                *(
+                    _expand(a, stop - start) if d is None else _take(a, slice(start, stop))
+                    for a, d in zip(args, in_dims, strict=True)
+                )
+            )
+            for start, stop in ((s, min(s + chunk, n_tasks)) for s in range(0, n_tasks, chunk))
+        ]
+        if len(outputs) == 1:
+            return outputs[0]
+        combine = torch.cat
+    else:
+        outputs = [
+            fn(*(a if d is None else _take(a, i) for a, d in zip(args, in_dims, strict=True)))
+            for i in range(n_tasks)
+        ]
+        combine = torch.stack
     if isinstance(outputs[0], dict):
-        return {k: torch.stack([out[k] for out in outputs]) for k in outputs[0]}
-    return torch.stack(outputs)
+        return {k: combine([out[k] for out in outputs]) for k in outputs[0]}
+    return combine(outputs)
 
 
-def _take(arg: Tensor | Weights, i: int) -> Tensor | Weights:
+def _take(arg: Tensor | Weights, index: int | slice) -> Tensor | Weights:
     if isinstance(arg, dict):
-        return {k: v[i] for k, v in arg.items()}
-    return arg[i]
+        return {k: v[index] for k, v in arg.items()}
+    return arg[index]
+
+
+def _expand(arg: Tensor | Weights, n_tasks: int) -> Tensor | Weights:
+    """A shared argument repeated for n_tasks tasks (a view, no copy)."""
+    if isinstance(arg, dict):
+        return {k: v.expand(n_tasks, *v.shape) for k, v in arg.items()}
+    return arg.expand(n_tasks, *arg.shape)
+
+
+def _tasks_per_chunk(args: tuple, in_dims: tuple) -> int:
+    """Tasks per fused chunk: about FUSED_CHUNK_IMAGES images of the first batched image
+    argument (B, M, C, H, W); all tasks at once if there is none."""
+    for arg, dim in zip(args, in_dims, strict=True):
+        if dim is not None and isinstance(arg, Tensor) and arg.dim() == 5:
+            return max(1, FUSED_CHUNK_IMAGES // max(1, arg.shape[1]))
+    return _batch_size(args, in_dims)
 
 
 def _batch_size(args: tuple, in_dims: tuple) -> int:
@@ -130,9 +186,51 @@ def _batch_size(args: tuple, in_dims: tuple) -> int:
     raise ValueError(f"map_tasks needs at least one batched argument, got in_dims={in_dims}")
 
 
-def support_loss(net: nn.Module, weights: Weights, x: Tensor, y: Tensor) -> Tensor:
-    """Cross-entropy of the base learner `net` run with `weights` on one task's (x, y)."""
-    return F.cross_entropy(functional_call(net, weights, x), y)
+def base_logits(
+    net: nn.Module, weights: Weights, x: Tensor, double_backward: bool = False
+) -> Tensor:
+    """The base learner `net` run with `weights`: on one task or on a chunk of T tasks.
+
+    Args:
+        net (nn.Module): the base learner's architecture (its own parameters are unused).
+        weights (dict): one task's weights, or (T, *shape) per name for a chunk.
+        x (Tensor): float (M, C, H, W) for one task, or (T, M, C, H, W) for a chunk.
+        double_backward (bool, default=False): a chunk's logits will be differentiated twice
+            (picks the faster batch norm for that; see `conv4.forward_tasks`).
+
+    Returns:
+        Tensor: (M, N) logits, or (T, M, N) for a chunk (run by `conv4.forward_tasks`).
+    """
+    if x.dim() == 5:
+        if not isinstance(net, Conv4):
+            raise ValueError(
+                f"task_mode 'fused' needs the Conv4 base learner, got {type(net).__name__}; "
+                "use task_mode 'loop' or 'vmap'"
+            )
+        return forward_tasks(weights, x, net.activation, net.norms[0].eps, double_backward)
+    return functional_call(net, weights, x)
+
+
+def support_loss(
+    net: nn.Module, weights: Weights, x: Tensor, y: Tensor, double_backward: bool = False
+) -> Tensor:
+    """Cross-entropy of the base learner `net` run with `weights` on one task's (x, y).
+
+    For a chunk (x (T, M, C, H, W), y (T, M)) it is the per-task mean cross-entropy (T,).
+    """
+    logits = base_logits(net, weights, x, double_backward)
+    if x.dim() == 5:
+        losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+        return losses.view(y.shape).mean(1)  # (T,)
+    return F.cross_entropy(logits, y)
+
+
+def _summed_support_loss(
+    net: nn.Module, weights: Weights, x: Tensor, y: Tensor, double_backward: bool
+) -> tuple[Tensor, Tensor]:
+    """(sum over tasks, per-task losses) of a chunk: the sum's gradient is each task's own."""
+    losses = support_loss(net, weights, x, y, double_backward)
+    return losses.sum(), losses
 
 
 def loss_and_grads(
@@ -143,15 +241,21 @@ def loss_and_grads(
     Args:
         net (nn.Module): the base learner's architecture (its own parameters are unused).
         weights (dict): one task's weights.
-        x (Tensor): float (M, 1, 28, 28); y (Tensor): int64 (M,).
+        x (Tensor): float (M, 1, 28, 28); y (Tensor): int64 (M,). Or a chunk of T tasks
+            (fused mode): weights (T, *shape), x (T, M, 1, 28, 28), y (T, M).
         first_order (bool): take the gradient at detached weights, so the result is a constant
             to any outer autograd (no second-order graph is built).
 
     Returns:
-        (grads, loss): grads keyed like weights; loss a scalar.
+        (grads, loss): grads keyed like weights; loss a scalar, or (T,) per task for a chunk.
     """
     if first_order:
         weights = {k: w.detach() for k, w in weights.items()}
+    if x.dim() == 5:
+        grads, (_, losses) = grad_and_value(_summed_support_loss, argnums=1, has_aux=True)(
+            net, weights, x, y, not first_order
+        )
+        return grads, losses
     return grad_and_value(support_loss, argnums=1)(net, weights, x, y)
 
 
@@ -164,7 +268,7 @@ def task_logits(
         net (nn.Module): the base learner's architecture.
         weights (dict): per-task weights name -> (B, *shape), or unbatched ones if `shared`.
         x (Tensor): float (B, M, 1, 28, 28).
-        task_mode (str): "loop" or "vmap".
+        task_mode (str): "loop", "vmap" or "fused".
         shared (bool, default=False): one set of weights for every task.
 
     Returns:
@@ -172,7 +276,7 @@ def task_logits(
     """
 
     def logits(w: Weights, images: Tensor) -> Tensor:
-        return functional_call(net, w, images)  # (M, N)
+        return base_logits(net, w, images)  # (M, N), or (T, M, N) for a fused chunk
 
     return map_tasks(logits, task_mode, (None if shared else 0, 0), weights, x)
 
@@ -218,14 +322,20 @@ class Skeleton:
         return sum(shape.numel() for shape in self.shapes.values())
 
     def flatten(self, weights: Weights) -> Tensor:
-        """One task's weight dict as a flat vector (P,), in `shapes` order."""
-        return torch.cat([weights[name].reshape(-1) for name in self.shapes])
+        """One task's weight dict as a flat vector (P,), in `shapes` order.
+
+        Leading dimensions are kept: weights (T, *shape) give (T, P).
+        """
+        name, shape = next(iter(self.shapes.items()))
+        lead = weights[name].shape[: weights[name].dim() - len(shape)]
+        return torch.cat([weights[name].reshape(*lead, -1) for name in self.shapes], dim=-1)
 
     def unflatten(self, flat: Tensor) -> Weights:
-        """A flat vector (P,) as a weight dict of views."""
+        """A flat vector (P,) as a weight dict of views; (T, P) gives (T, *shape) views."""
         sizes = [shape.numel() for shape in self.shapes.values()]
-        chunks = flat.split(sizes)
+        chunks = flat.split(sizes, dim=-1)
+        lead = flat.shape[:-1]
         return {
-            name: chunk.view(shape)
+            name: chunk.view(*lead, *shape)
             for (name, shape), chunk in zip(self.shapes.items(), chunks, strict=True)
         }
