@@ -1,0 +1,138 @@
+"""What is timed: one meta-iteration of each implementation, on the same Conv-4 and episode.
+
+- `ours`: a `metastress` learner and Adam, stepped exactly as `train.meta_step` does (one
+  optimizer step per update group, meta-gradient clipping where the algorithm asks for it),
+  with a given `task_mode` ("auto" is what the workflow runs).
+- `obvious`: the usual hand-written MAML: a Python loop over tasks, `torch.autograd.grad(...,
+  create_graph=not first_order)` and `torch.func.functional_call` on the same `Conv4` module,
+  one `backward()` per task (so each task's graph is freed at once), then Adam.
+- `higher`: MAML with `higher.innerloop_ctx` and an SGD inner optimizer, one task at a time,
+  as in PyTorch's functorch/examples/maml_omniglot/maml-omniglot-higher.py. First order:
+  `grad_callback` detaches the inner gradients (higher has no first-order switch: with
+  `track_higher_grads=False` no meta-gradient reaches the initialization at all).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from metastress.algorithms import build
+from metastress.data.tasks import Episode
+
+INNER_LR = 0.4  # MAML's Omniglot value (params.yaml maml.inner_lr)
+META_LR = 1e-3
+SEED = 0
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One timed column: `kind` is "ours", "obvious" or "higher"; `order` "fo"/"so"/"-"."""
+
+    kind: str
+    algo: str
+    order: str
+    task_mode: str = "auto"
+
+    @property
+    def name(self) -> str:
+        mode = "" if self.kind != "ours" or self.task_mode == "auto" else f"[{self.task_mode}]"
+        order = "" if self.order == "-" else f" {self.order.upper()}"
+        prefix = "" if self.kind == "ours" else f"{self.kind}:"
+        return f"{prefix}{self.algo}{mode}{order}"
+
+
+@dataclass(frozen=True)
+class Built:
+    """A ready meta-iteration: `step()` runs one; `init` are the base learner's initial
+    parameters, whose `.grad` holds the meta-gradient after a step (cross-checks)."""
+
+    step: Callable[[], None]
+    init: list[torch.Tensor]
+
+
+def make_step(
+    impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype=torch.float32
+) -> Built:
+    """One meta-iteration of `impl` on `episode`, built once and reused."""
+    if impl.kind == "ours":
+        return _ours(impl, n_way, inner_steps, episode, dtype)
+    if impl.kind == "obvious":
+        return _obvious(n_way, inner_steps, impl.order == "fo", episode, dtype)
+    if impl.kind == "higher":
+        return _higher(n_way, inner_steps, impl.order == "fo", episode, dtype)
+    raise ValueError(f"unknown implementation kind {impl.kind!r}")
+
+
+def _ours(impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype) -> Built:
+    config = {"inner_steps": inner_steps, "task_mode": impl.task_mode}
+    if impl.order != "-":
+        config["first_order"] = impl.order == "fo"
+    if impl.algo in ("maml", "metasgd", "taml"):
+        config["inner_lr"] = INNER_LR
+    learner = build(impl.algo, n_way, config, SEED).to(dtype)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=META_LR)
+
+    def step() -> None:  # train.meta_step without its metrics bookkeeping
+        for group in learner.update_groups(episode):
+            optimizer.zero_grad(set_to_none=True)
+            loss, _ = learner.meta_loss(group)
+            loss.backward()
+            if learner.meta_grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
+            optimizer.step()
+
+    init = list(learner.net.parameters()) if hasattr(learner, "net") else [learner.meta.cell.c_I]
+    return Built(step, init)
+
+
+def _base_net(n_way: int, dtype) -> torch.nn.Module:
+    return build("maml", n_way, {}, SEED).net.to(dtype)  # ours' Conv4 and initialization
+
+
+def _obvious(n_way: int, steps: int, first_order: bool, episode: Episode, dtype) -> Built:
+    net = _base_net(n_way, dtype)
+    params = dict(net.named_parameters())
+    optimizer = torch.optim.Adam(net.parameters(), lr=META_LR)
+    n_tasks = len(episode)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        for i in range(n_tasks):
+            fast = dict(params)
+            for _ in range(steps):
+                logits = functional_call(net, fast, (episode.support_x[i],))
+                loss = F.cross_entropy(logits, episode.support_y[i])
+                grads = torch.autograd.grad(loss, list(fast.values()), create_graph=not first_order)
+                fast = {k: w - INNER_LR * g for (k, w), g in zip(fast.items(), grads, strict=True)}
+            logits = functional_call(net, fast, (episode.query_x[i],))
+            (F.cross_entropy(logits, episode.query_y[i]) / n_tasks).backward()
+        optimizer.step()
+
+    return Built(step, list(net.parameters()))
+
+
+def _higher(n_way: int, steps: int, first_order: bool, episode: Episode, dtype) -> Built:
+    import higher  # a dev dependency, only needed here
+
+    net = _base_net(n_way, dtype)
+    optimizer = torch.optim.Adam(net.parameters(), lr=META_LR)
+    inner_opt = torch.optim.SGD(net.parameters(), lr=INNER_LR)
+    n_tasks = len(episode)
+    callback = (lambda grads: [g.detach() for g in grads]) if first_order else None
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        for i in range(n_tasks):
+            context = higher.innerloop_ctx(net, inner_opt, copy_initial_weights=False)
+            with context as (fnet, diffopt):
+                for _ in range(steps):
+                    loss = F.cross_entropy(fnet(episode.support_x[i]), episode.support_y[i])
+                    diffopt.step(loss, grad_callback=callback)
+                query_loss = F.cross_entropy(fnet(episode.query_x[i]), episode.query_y[i])
+                (query_loss / n_tasks).backward()
+        optimizer.step()
+
+    return Built(step, list(net.parameters()))

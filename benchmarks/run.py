@@ -1,0 +1,408 @@
+"""Meta-iterations/s, peak memory, GFLOP/s and a cost model, ours against the usual baselines.
+
+    .venv/bin/python -m benchmarks.run            # the full table (see RESULTS.md for its time)
+    .venv/bin/python -m benchmarks.run --quick    # a smoke run: fewer rows, one timed round
+
+For each thread count and each setting (N-way, K-shot, Q queries per class, meta-batch B,
+inner steps S), every implementation (benchmarks/implementations.py) is built on the same
+Conv-4 (hidden 64) and the same episode, then run in rounds inside this one process:
+
+1. warm-up: one meta-iteration of each with the same shapes but 1 inner step and at most
+   WARM_TASKS tasks (all B for vmap, whose shapes depend on B): primitives and caches;
+2. timed rounds, the implementations interleaved within each round, so that a load change on
+   this shared machine hits all of them alike; rounds stop at the row's time budget (>= 1
+   round, <= 5). Round 1 also measures each iteration's peak memory (measure.py).
+
+Reported: median seconds per meta-iteration over the timed rounds, meta-iterations/s, and
+ratios ours/baseline of iterations/s (> 1: ours is faster). Images are uniform random bytes
+drawn like Omniglot tasks (`TaskSampler`); speed does not depend on pixel values.
+
+Writes benchmarks/out/<name>.md and .csv; with --results also benchmarks/RESULTS.md's tables.
+"""
+
+import argparse
+import csv
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from benchmarks import measure
+from benchmarks.implementations import Impl, make_step
+from metastress.algorithms import build
+from metastress.data.tasks import TaskSampler
+
+OUT = Path(__file__).parent / "out"
+ROWS = [(5, 1, 15, 32, 1), (20, 1, 5, 16, 5), (20, 5, 5, 16, 5), (100, 1, 1, 4, 5),
+        (200, 1, 1, 4, 5)]  # fmt: skip
+GFLOP_ROW = (20, 5, 5, 16, 5)
+COST_ROW = (20, 1, 1, 16, 5)  # 20w1s at B=16, S=5: the cost model's small-task point
+OURS = [
+    ("maml", "fo"), ("maml", "so"), ("metasgd", "fo"), ("metasgd", "so"),
+    ("taml", "fo"), ("taml", "so"), ("metalstm", "-"), ("metalstm_pp", "-"),
+]  # fmt: skip
+PROFILE_ORDER = {"maml": "fo", "metasgd": "fo", "taml": "fo", "metalstm": "-", "metalstm_pp": "-"}
+PAPER_SETTINGS = [(20, 1), (20, 5), (40, 1), (40, 5), (60, 1), (80, 1), (100, 1), (150, 1),
+                  (175, 1), (200, 1)]  # fmt: skip
+PAPER_ITERATIONS = 30 * 5000 + 20000  # 30 search trials x 5000 + the final 20000
+CHARACTERS = 1200  # random "characters" in the image bank (>= the largest N)
+WARM_TASKS = 4  # tasks of the warm-up iteration (vmap warms up on all B: its shapes depend on B)
+
+
+HEAVY_IMAGES = 3000  # B*N*(K+Q) above which the slowest second-order columns are left out
+
+
+def main_impls(row) -> tuple[list[Impl], list[str]]:
+    """The 1-thread columns, and the names of those left out on this row (printed)."""
+    impls = [Impl("ours", algo, order) for algo, order in OURS]
+    for order in ("fo", "so"):
+        impls += [Impl("ours", "maml", order, "loop"), Impl("ours", "maml", order, "vmap")]
+        impls += [Impl("obvious", "maml", order), Impl("higher", "maml", order)]
+    n_way, k_shot, n_query, batch, _ = row
+    if batch * n_way * (k_shot + n_query) <= HEAVY_IMAGES:
+        return impls, []
+    slow = {Impl("ours", "maml", "so", "loop"), Impl("ours", "maml", "so", "vmap")}
+    slow.add(Impl("higher", "maml", "so"))
+    return [i for i in impls if i not in slow], sorted(i.name for i in slow)
+
+
+def mode_impls(orders: tuple[str, ...]) -> list[Impl]:
+    """The task-mode comparison (auto = fused on the CPU) and the obvious loop, MAML only."""
+    impls = []
+    for order in orders:
+        impls += [Impl("ours", "maml", order, mode) for mode in ("auto", "loop", "vmap")]
+        impls.append(Impl("obvious", "maml", order))
+    return impls
+
+
+@dataclass
+class Result:
+    threads: int
+    row: tuple
+    impl: Impl
+    peak_mib: float | None = None
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def median_s(self) -> float:
+        return measure.median(self.times)
+
+    @property
+    def it_per_s(self) -> float:
+        return 1.0 / self.median_s
+
+
+def sampler_for(n_way: int, k_shot: int, n_query: int) -> TaskSampler:
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (CHARACTERS, 20, 28, 28), generator=generator, dtype=torch.uint8)
+    return TaskSampler(images, n_way, k_shot, n_query)
+
+
+def run_row(threads, row, impls, budget_s, max_rounds, peak, matmul=False, log=print):
+    """Warm-up (+ memory) round, then interleaved timed rounds; returns (results, matmul)."""
+    n_way, k_shot, n_query, batch, steps = row
+    episode = sampler_for(n_way, k_shot, n_query).sample(batch, torch.Generator().manual_seed(1))
+    warm_episode = episode.tasks(0, min(batch, WARM_TASKS))
+    results = []
+    start = time.perf_counter()
+    for impl in impls:  # warm-up: same shapes, 1 inner step (and all B tasks only for vmap)
+        warm = episode if impl.task_mode == "vmap" else warm_episode
+        make_step(impl, n_way, 1, warm).step()
+        step = make_step(impl, n_way, steps, episode).step
+        results.append((Result(threads, row, impl), step))
+    log(f"  warm-up {time.perf_counter() - start:.0f} s; {measure.load()}")
+    matmul_gflops = []
+    rounds, round_start = 0, time.perf_counter()
+    while rounds < max_rounds and (rounds == 0 or time.perf_counter() - round_start < budget_s):
+        if matmul:
+            matmul_gflops.append(measure.matmul_gflops())
+        for result, step in results:
+            seconds, peak_mib = measure.timed_with_peak(step, peak and rounds == 0)
+            result.times.append(seconds)
+            if rounds == 0:
+                result.peak_mib = peak_mib
+        rounds += 1
+    log(f"  {rounds} timed round(s) in {time.perf_counter() - round_start:.0f} s; {measure.load()}")
+    return [r for r, _ in results], (measure.median(matmul_gflops) if matmul else None)
+
+
+def ratio(results: list[Result], result: Result, kind: str) -> float | None:
+    """iterations/s of `result` over those of the `kind` baseline (same row, threads, order)."""
+    if result.impl.algo != "maml" or result.impl.kind != "ours":
+        return None
+    for other in results:
+        same = (other.row, other.threads, other.impl.order) == (
+            result.row, result.threads, result.impl.order)  # fmt: skip
+        if same and other.impl.kind == kind:
+            return other.median_s / result.median_s
+    return None
+
+
+def fmt(value, spec=".2f", empty="-") -> str:
+    return empty if value is None else format(value, spec)
+
+
+def row_name(row) -> str:
+    return "({},{},{},{},{})".format(*row)
+
+
+TABLE_HEAD = [
+    "| threads | N,K,Q,B,S | implementation | it/s | s/it | timed | peak MiB | x obvious "
+    "| x higher |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def table_lines(results: list[Result]) -> list[str]:
+    lines = list(TABLE_HEAD)
+    for r in results:
+        lines.append(
+            f"| {r.threads} | {row_name(r.row)} | {r.impl.name} | {r.it_per_s:.3f} | "
+            f"{r.median_s:.2f} | {len(r.times)} | {fmt(r.peak_mib, '.0f')} | "
+            f"{fmt(ratio(results, r, 'obvious'))} | {fmt(ratio(results, r, 'higher'))} |"
+        )
+    return lines
+
+
+def cross_check(log) -> float:
+    """Largest relative difference of MAML meta-gradients (float64, tiny episode) between
+    ours (auto, loop, vmap) and the obvious loop and higher, first and second order."""
+    episode = sampler_for(5, 1, 2).sample(3, torch.Generator().manual_seed(2))
+    episode = type(episode)(
+        episode.support_x.double(), episode.support_y, episode.query_x.double(),
+        episode.query_y, episode.n_way)  # fmt: skip
+    worst = 0.0
+    for order in ("fo", "so"):
+        grads = {}
+        for impl in mode_impls((order,)) + [Impl("higher", "maml", order)]:
+            built = make_step(impl, 5, 2, episode, dtype=torch.float64)
+            built.step()
+            grads[impl.name] = torch.cat([p.grad.flatten() for p in built.init])
+        reference = grads[f"obvious:maml {order.upper()}"]
+        for name, g in grads.items():
+            diff = ((g - reference).abs().max() / reference.abs().max()).item()
+            worst = max(worst, diff)
+            log(f"  {name:24s} max |g - g_obvious| / max |g_obvious| = {diff:.1e}")
+    return worst
+
+
+def eval_throughput(n_tasks, threads, log) -> list[tuple[str, float]]:
+    """Tasks/s adapting (5 steps) and predicting on fixed 20w1s test tasks, no meta-graph."""
+    torch.set_num_threads(threads)
+    tasks = sampler_for(20, 1, 1).fixed_tasks(n_tasks, seed=3, batch=10)
+    out = []
+    impls = [Impl("ours", algo, order) for algo, order in PROFILE_ORDER.items()]
+    impls += [Impl("ours", "maml", "fo", "loop"), Impl("ours", "maml", "fo", "vmap")]
+    for impl in impls:
+        config = {"inner_steps": 5, "task_mode": impl.task_mode}
+        learner = build(impl.algo, 20, config, 0)
+
+        def evaluate(episodes, learner=learner):
+            with torch.no_grad():
+                for episode in episodes:
+                    fast = learner.adapt(episode.support_x, episode.support_y)
+                    learner.predict(fast, episode.query_x).argmax(-1)
+
+        evaluate(tasks[:1])  # warm-up
+        seconds = measure.timed(lambda evaluate=evaluate: evaluate(tasks))
+        out.append((impl.name, n_tasks / seconds))
+        log(f"  {impl.name:22s} {n_tasks / seconds:7.2f} tasks/s ({n_tasks} tasks) -> "
+            f"300 tasks in {300 * seconds / n_tasks:6.1f} s")  # fmt: skip
+    return out
+
+
+def cost_model(results: list[Result], log) -> list[str]:
+    """Seconds per task-iteration vs images per task N*(K+Q), fitted per algorithm on the
+    measured S=5, Q=K rows at 1 thread; the paper profile's time from it (B=16, S=5)."""
+    per_algo = {}
+    for r in results:
+        n_way, k_shot, n_query, batch, steps = r.row
+        ours_auto = r.impl.kind == "ours" and r.impl.task_mode == "auto"
+        if r.threads != 1 or not ours_auto or steps != 5 or n_query != k_shot:
+            continue
+        per_algo.setdefault((r.impl.algo, r.impl.order), []).append(
+            (n_way * (k_shot + n_query), r.median_s / batch)
+        )
+    lines = [
+        "| algorithm | measured (images/task: s per task-iteration) | fit: s per task-iteration "
+        "| paper profile, core-hours |",
+        "|---|---|---|---|",
+    ]
+    hours = {}
+    for (algo, order), points in sorted(per_algo.items()):
+        xs, ys = [x for x, _ in points], [y for _, y in points]
+        mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+        slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum(
+            (x - mean_x) ** 2 for x in xs
+        )
+        intercept = mean_y - slope * mean_x
+        seconds = sum(
+            16 * (intercept + slope * n * 2 * k) * PAPER_ITERATIONS for n, k in PAPER_SETTINGS
+        )
+        hours[(algo, order)] = seconds / 3600
+        name = f"{algo} {order.upper()}" if order != "-" else algo
+        measured = ", ".join(f"{x}: {y:.3f}" for x, y in sorted(points))
+        lines.append(
+            f"| {name} | {measured} | {intercept:.4f} + {slope * 1e3:.4f}e-3 x images | "
+            f"{seconds / 3600:,.0f} |"
+        )
+    profile = sum(h for (algo, order), h in hours.items() if PROFILE_ORDER[algo] == order)
+    second = sum(h for (algo, order), h in hours.items() if order in ("so", "-"))
+    lines += [
+        "",
+        f"Paper profile (5 algorithms x 10 settings x {PAPER_ITERATIONS:,} meta-iterations, "
+        f"B=16, S=5, Q=K), first order as in params.yaml: {profile:,.0f} core-hours = "
+        f"{profile / 24:,.1f} days on one core, {profile / 48:,.1f} days on this machine as 2 "
+        "parallel 1-thread jobs (if they do not slow each other down).",
+        f"With exact second-order MAML/MetaSGD/TAML: {second:,.0f} core-hours "
+        f"({second / 48:,.1f} days as 2 parallel jobs).",
+    ]
+    for line in lines:
+        log(line)
+    return lines
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one row, one timed round")
+    parser.add_argument("--name", default=None, help="output file stem (default: full/quick)")
+    parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
+    parser.add_argument("--budget", type=float, default=None, help="seconds per row budget")
+    parser.add_argument("--results", action="store_true", help="also write benchmarks/RESULTS.md")
+    args = parser.parse_args(argv)
+    name = args.name or ("quick" if args.quick else "full")
+    rows = [ROWS[3]] if args.quick else ROWS
+    budget = args.budget if args.budget is not None else (1.0 if args.quick else 90.0)
+    max_rounds = 1 if args.quick else 5
+    threads_list = [int(t) for t in args.threads.split(",")]
+    OUT.mkdir(parents=True, exist_ok=True)
+    report = []
+
+    def log(line=""):
+        print(line, flush=True)
+        report.append(line)
+
+    started = time.perf_counter()
+    peak = measure.peak_memory_supported()
+    log(f"# metastress benchmarks ({name})")
+    log()
+    log(f"- CPU: {measure.cpu_model()}, {platform.machine()}; torch {torch.__version__}, "
+        f"Python {platform.python_version()}; command: {' '.join(sys.argv)}")  # fmt: skip
+    log(f"- start: {time.strftime('%Y-%m-%d %H:%M:%S')}, {measure.load()}")
+    log(f"- peak memory: {'VmHWM growth per iteration' if peak else 'NOT measured'}")
+    log()
+    log("## Cross-check: the implementations compute the same meta-gradient (float64)")
+    log()
+    worst = cross_check(log)
+    log(f"  worst {worst:.1e}")
+    results: list[Result] = []
+    matmul = {}
+    for threads in threads_list:
+        torch.set_num_threads(threads)
+        for row in rows:
+            if threads == 1:
+                impls, left_out = main_impls(row)
+            else:  # the task-mode comparison only: two threads on a loaded machine are slow
+                both = args.quick or row == (100, 1, 1, 4, 5)
+                impls = mode_impls(("fo", "so") if both else ("fo",))
+                left_out = [] if both else ["second order (time budget)"]
+            log()
+            log(f"## {threads} thread(s), (N,K,Q,B,S) = {row_name(row)}: {len(impls)} columns")
+            if left_out:
+                log(f"  not run on this row (time budget): {', '.join(left_out)}")
+            row_results, gflops = run_row(
+                threads, row, impls, budget, max_rounds, peak, matmul=row == GFLOP_ROW, log=log
+            )
+            if gflops is not None:
+                matmul[threads] = gflops
+            results += row_results
+            for line in table_lines(row_results):
+                log(line)
+    if not args.quick and 1 in threads_list:
+        log()
+        log(f"## Cost-model row {row_name(COST_ROW)} (ours, 1 thread)")
+        torch.set_num_threads(1)
+        impls = [Impl("ours", algo, order) for algo, order in OURS]
+        row_results, _ = run_row(1, COST_ROW, impls, budget, max_rounds, peak, log=log)
+        results += row_results
+        for line in table_lines(row_results):
+            log(line)
+    log()
+    log("## Evaluation throughput (20w1s test tasks, 5 steps, query 1 image per class)")
+    evals = []
+    for threads in threads_list:
+        log(f"- {threads} thread(s)")
+        evals += [(threads, *e) for e in eval_throughput(10 if args.quick else 60, threads, log)]
+    flops_lines = gflops_report(results, matmul, log) if matmul else []
+    cost_lines = cost_model(results, log) if not args.quick else []
+    elapsed = time.perf_counter() - started
+    log()
+    end = time.strftime("%Y-%m-%d %H:%M:%S")
+    log(f"- end: {end}, {measure.load()}; took {elapsed / 60:.1f} min")
+    write_outputs(name, results, evals, report, flops_lines, cost_lines, args.results)
+
+
+def gflops_report(results, matmul, log) -> list[str]:
+    """Achieved GFLOP/s of the MAML columns on GFLOP_ROW from FlopCounterMode counts."""
+    from benchmarks.implementations import make_step as build_step
+
+    lines = []
+    n_way, k_shot, n_query, batch, steps = GFLOP_ROW
+    episode = sampler_for(n_way, k_shot, n_query).sample(1, torch.Generator().manual_seed(1))
+    flops = {}
+    for order in ("fo", "so"):  # the obvious loop's FLOPs for one task, times B
+        built = build_step(Impl("obvious", "maml", order), n_way, steps, episode)
+        flops[order] = measure.count_flops(built.step) * batch
+    forward = measure.count_flops(lambda: build("maml", n_way, {}, 0).net(episode.support_x[0][:1]))
+    log()
+    log(f"## GFLOP/s on {row_name(GFLOP_ROW)}")
+    lines.append(
+        f"Conv-4 forward: {forward / 1e6:.1f} MFLOP per 28x28 image (FlopCounterMode); one "
+        f"meta-iteration: {flops['fo'] / 1e9:.0f} GFLOP first order, {flops['so'] / 1e9:.0f} "
+        f"GFLOP second order (the obvious loop's count, used for every column)."
+    )
+    lines += ["", "| threads | implementation | GFLOP/s | matmul GFLOP/s | % of matmul |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for r in results:
+        if r.row != GFLOP_ROW or r.impl.algo != "maml" or r.threads not in matmul:
+            continue
+        achieved = flops[r.impl.order] / r.median_s / 1e9
+        lines.append(
+            f"| {r.threads} | {r.impl.name} | {achieved:.1f} | {matmul[r.threads]:.1f} | "
+            f"{100 * achieved / matmul[r.threads]:.0f}% |"
+        )
+    for line in lines:
+        log(line)
+    return lines
+
+
+def write_outputs(name, results, evals, report, flops_lines, cost_lines, write_results):
+    with open(OUT / f"{name}.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["threads", "n_way", "k_shot", "n_query", "meta_batch", "inner_steps", "implementation",
+             "kind", "algo", "order", "task_mode", "it_per_s", "median_s", "timed_rounds",
+             "peak_mib", "x_obvious", "x_higher"])  # fmt: skip
+        for r in results:
+            writer.writerow(
+                [r.threads, *r.row, r.impl.name, r.impl.kind, r.impl.algo, r.impl.order,
+                 r.impl.task_mode, f"{r.it_per_s:.4f}", f"{r.median_s:.3f}", len(r.times),
+                 fmt(r.peak_mib, ".0f", ""),
+                 fmt(ratio(results, r, "obvious"), ".3f", ""),
+                 fmt(ratio(results, r, "higher"), ".3f", "")])  # fmt: skip
+        for threads, impl_name, tasks_per_s in evals:
+            writer.writerow([threads, 20, 1, 1, 10, 5, impl_name, "eval", "", "", "",
+                             f"{tasks_per_s:.4f}", "", "", "", "", ""])  # fmt: skip
+    (OUT / f"{name}.md").write_text("\n".join(report) + "\n")
+    print(f"wrote {OUT / name}.md and .csv")
+    if write_results:
+        path = Path(__file__).parent / "RESULTS.md"
+        path.write_text("\n".join(["<!-- generated tables: see benchmarks/run.py -->", *report]))
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
