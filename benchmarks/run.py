@@ -52,6 +52,7 @@ CHARACTERS = 1200  # random "characters" in the image bank (>= the largest N)
 WARM_TASKS = 4  # tasks of the warm-up iteration (vmap warms up on all B: its shapes depend on B)
 
 
+TWO_THREAD_ROWS = [(5, 1, 15, 32, 1), (20, 5, 5, 16, 5), (100, 1, 1, 4, 5)]
 HEAVY_IMAGES = 3000  # B*N*(K+Q) above which the slowest second-order columns are left out
 
 
@@ -195,6 +196,8 @@ def eval_throughput(n_tasks, threads, log) -> list[tuple[str, float]]:
     tasks = sampler_for(20, 1, 1).fixed_tasks(n_tasks, seed=3, batch=10)
     out = []
     impls = [Impl("ours", algo, order) for algo, order in PROFILE_ORDER.items()]
+    if threads != 1:
+        impls = impls[:1]  # the task modes only (time budget)
     impls += [Impl("ours", "maml", "fo", "loop"), Impl("ours", "maml", "fo", "vmap")]
     for impl in impls:
         config = {"inner_steps": 5, "task_mode": impl.task_mode}
@@ -269,7 +272,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one row, one timed round")
     parser.add_argument("--name", default=None, help="output file stem (default: full/quick)")
-    parser.add_argument("--threads", default="1,2", help="thread counts, e.g. 1,2")
+    parser.add_argument("--threads", default=None, help="thread counts (default 1,2; quick: 1)")
     parser.add_argument("--budget", type=float, default=None, help="seconds per row budget")
     parser.add_argument("--results", action="store_true", help="also write benchmarks/RESULTS.md")
     args = parser.parse_args(argv)
@@ -277,7 +280,8 @@ def main(argv=None) -> None:
     rows = [ROWS[3]] if args.quick else ROWS
     budget = args.budget if args.budget is not None else (1.0 if args.quick else 90.0)
     max_rounds = 1 if args.quick else 5
-    threads_list = [int(t) for t in args.threads.split(",")]
+    threads = args.threads or ("1" if args.quick else "1,2")
+    threads_list = [int(t) for t in threads.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
     report = []
 
@@ -305,10 +309,14 @@ def main(argv=None) -> None:
         for row in rows:
             if threads == 1:
                 impls, left_out = main_impls(row)
+            elif row not in TWO_THREAD_ROWS and not args.quick:
+                log()
+                log(f"## {threads} threads, {row_name(row)}: not run (time budget)")
+                continue
             else:  # the task-mode comparison only: two threads on a loaded machine are slow
                 both = args.quick or row == (100, 1, 1, 4, 5)
                 impls = mode_impls(("fo", "so") if both else ("fo",))
-                left_out = [] if both else ["second order (time budget)"]
+                left_out = [] if both else ["all second-order columns"]
             log()
             log(f"## {threads} thread(s), (N,K,Q,B,S) = {row_name(row)}: {len(impls)} columns")
             if left_out:
@@ -335,7 +343,8 @@ def main(argv=None) -> None:
     evals = []
     for threads in threads_list:
         log(f"- {threads} thread(s)")
-        evals += [(threads, *e) for e in eval_throughput(10 if args.quick else 60, threads, log)]
+        n_tasks = 10 if args.quick else (60 if threads == 1 else 30)
+        evals += [(threads, *e) for e in eval_throughput(n_tasks, threads, log)]
     flops_lines = gflops_report(results, matmul, log) if matmul else []
     cost_lines = cost_model(results, log) if not args.quick else []
     elapsed = time.perf_counter() - started
