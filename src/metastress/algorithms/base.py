@@ -8,9 +8,11 @@ sets to fast weights, a dict of per-task tensors, without editing any parameter 
 from collections.abc import Iterator
 from typing import ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metastress.algorithms import inner
 from metastress.data.tasks import Episode
 
 FastWeights = dict[str, Tensor]  # name -> (B, *parameter_shape), one slice per task
@@ -25,6 +27,7 @@ class MetaLearner(nn.Module):
 
     name: ClassVar[str]
     updates_per_task: ClassVar[bool] = False  # True: one meta-update per task (MetaLSTM)
+    eager_meta_gradient: ClassVar[bool] = True  # meta_loss differentiates chunk by chunk
 
     def initial_weights(self) -> dict[str, Tensor]:
         """The learned initialization theta, as an unbatched weight dict of the base learner."""
@@ -56,12 +59,53 @@ class MetaLearner(nn.Module):
         raise NotImplementedError
 
     def meta_loss(self, episode: Episode) -> tuple[Tensor, dict[str, float]]:
-        """Outer loss: mean query cross-entropy after adaptation, with loss/accuracy metrics."""
+        """Outer loss: mean query cross-entropy after adaptation, with loss/accuracy metrics.
+
+        When gradients are enabled, the meta-gradient is taken here chunk by chunk of tasks
+        (`eager_meta_loss`) and the returned loss carries it: `loss.backward()` (or
+        `torch.autograd.grad(loss, params)`) gives exactly the gradient of the full graph,
+        while only one chunk's graph is alive at a time.
+        """
+        meta_params = [p for p in self.parameters() if p.requires_grad]
+        if self.eager_meta_gradient and meta_params and torch.is_grad_enabled():
+            return self.eager_meta_loss(episode, meta_params)
         fast = self.adapt(episode.support_x, episode.support_y)
         logits = self.predict(fast, episode.query_x)  # (B, N*Q, N)
         loss = F.cross_entropy(logits.flatten(0, 1), episode.query_y.flatten())
         accuracy = (logits.argmax(-1) == episode.query_y).float().mean()
         return loss, {"loss": loss.item(), "accuracy": accuracy.item()}
+
+    def eager_meta_loss(
+        self, episode: Episode, meta_params: list[Tensor]
+    ) -> tuple[Tensor, dict[str, float]]:
+        """`meta_loss` with each chunk's graph differentiated and freed at once.
+
+        The mean query loss is a sum over tasks, so its gradient is the sum of the chunks'
+        gradients. Chunks hold about `inner.FUSED_CHUNK_IMAGES` images (all tasks for vmap):
+        keeping all B tasks' graphs until one backward made MetaLSTM++ need 8 GB at 20-way,
+        B=16 (benchmarks/RESULTS.md). The returned loss must not be differentiated twice.
+        """
+        n_tasks = len(episode)
+        per_task = episode.support_y.shape[1] + episode.query_y.shape[1]  # images
+        mode = inner.resolve_task_mode(self.config.task_mode, episode.support_x.device)
+        chunk = n_tasks if mode == "vmap" else max(1, inner.FUSED_CHUNK_IMAGES // per_task)
+        n_query = episode.query_y.numel()
+        grads = [torch.zeros_like(p) for p in meta_params]
+        value, correct = 0.0, 0
+        for start in range(0, n_tasks, chunk):
+            part = episode.tasks(start, min(start + chunk, n_tasks))
+            logits = self.predict(self.adapt(part.support_x, part.support_y), part.query_x)
+            ce = F.cross_entropy(logits.flatten(0, 1), part.query_y.flatten(), reduction="sum")
+            loss = ce / n_query  # this chunk's share of the mean
+            for total, g in zip(
+                grads, torch.autograd.grad(loss, meta_params, allow_unused=True), strict=True
+            ):
+                if g is not None:
+                    total.add_(g)
+            value = value + loss.detach()
+            correct += (logits.argmax(-1) == part.query_y).sum().item()
+        loss = _WithGradient.apply(value, grads, *meta_params)
+        return loss, {"loss": loss.item(), "accuracy": correct / n_query}
 
     def update_groups(self, episode: Episode) -> Iterator[Episode]:
         """The parts of a meta-batch that each get one optimizer step."""
@@ -70,3 +114,16 @@ class MetaLearner(nn.Module):
                 yield episode.tasks(i, i + 1)
         else:
             yield episode
+
+
+class _WithGradient(torch.autograd.Function):
+    """A loss value whose gradient with respect to `params` was computed beforehand."""
+
+    @staticmethod
+    def forward(ctx, value: Tensor, grads: list[Tensor], *params: Tensor) -> Tensor:
+        ctx.grads = grads
+        return value.clone()
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        return None, None, *(grad_output * g for g in ctx.grads)

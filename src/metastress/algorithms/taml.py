@@ -104,6 +104,7 @@ class TAML(MAML):
 
     name: ClassVar[str] = "taml"
     config_class: ClassVar[type] = TAMLConfig
+    eager_meta_gradient: ClassVar[bool] = False  # the penalty couples the tasks' losses
 
     def initial_logits(self, episode: Episode) -> Tensor:
         """Logits (B, N*K, N) of the unadapted model on each task's support images."""
