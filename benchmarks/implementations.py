@@ -2,7 +2,7 @@
 
 - `ours`: a `metastress` learner and Adam, stepped exactly as `train.meta_step` does (one
   optimizer step per update group, meta-gradient clipping where the algorithm asks for it),
-  with a given `task_mode` ("auto" is what the workflow runs).
+  with a given `task_mode` ("auto" is what the workflow runs) and `precision` (bf16 autocast).
 - `obvious`: the usual hand-written MAML: a Python loop over tasks, `torch.autograd.grad(...,
   create_graph=not first_order)` and `torch.func.functional_call` on the same `Conv4` module,
   one `backward()` per task (so each task's graph is freed at once), then Adam.
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from metastress.algorithms import build
+from metastress.algorithms.inner import autocast
 from metastress.data.tasks import Episode
 
 INNER_LR = 0.4  # MAML's Omniglot value (params.yaml maml.inner_lr)
@@ -35,10 +36,12 @@ class Impl:
     algo: str
     order: str
     task_mode: str = "auto"
+    precision: str = "fp32"
 
     @property
     def name(self) -> str:
         mode = "" if self.kind != "ours" or self.task_mode == "auto" else f"[{self.task_mode}]"
+        mode += "" if self.precision == "fp32" else f"[{self.precision}]"
         order = "" if self.order == "-" else f" {self.order.upper()}"
         prefix = "" if self.kind == "ours" else f"{self.kind}:"
         return f"{prefix}{self.algo}{mode}{order}"
@@ -56,29 +59,33 @@ class Built:
 def make_step(
     impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype=torch.float32
 ) -> Built:
-    """One meta-iteration of `impl` on `episode`, built once and reused."""
+    """One meta-iteration of `impl` on `episode` (on the episode's device), built once."""
+    device = episode.support_x.device
     if impl.kind == "ours":
-        return _ours(impl, n_way, inner_steps, episode, dtype)
+        return _ours(impl, n_way, inner_steps, episode, dtype, device)
+    net = _base_net(n_way, dtype, device)
     if impl.kind == "obvious":
-        return _obvious(n_way, inner_steps, impl.order == "fo", episode, dtype)
+        return _obvious(net, inner_steps, impl.order == "fo", episode)
     if impl.kind == "higher":
-        return _higher(n_way, inner_steps, impl.order == "fo", episode, dtype)
+        return _higher(net, inner_steps, impl.order == "fo", episode)
     raise ValueError(f"unknown implementation kind {impl.kind!r}")
 
 
-def _ours(impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype) -> Built:
+def _ours(impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype, device) -> Built:
     config = {"inner_steps": inner_steps, "task_mode": impl.task_mode}
+    config["precision"] = impl.precision
     if impl.order != "-":
         config["first_order"] = impl.order == "fo"
     if impl.algo in ("maml", "metasgd", "taml"):
         config["inner_lr"] = INNER_LR
-    learner = build(impl.algo, n_way, config, SEED).to(dtype)
+    learner = build(impl.algo, n_way, config, SEED).to(device, dtype)
     optimizer = torch.optim.Adam(learner.parameters(), lr=META_LR)
 
     def step() -> None:  # train.meta_step without its metrics bookkeeping
         for group in learner.update_groups(episode):
             optimizer.zero_grad(set_to_none=True)
-            loss, _ = learner.meta_loss(group)
+            with autocast(impl.precision, device):
+                loss, _ = learner.meta_loss(group)
             loss.backward()
             if learner.meta_grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
@@ -88,12 +95,11 @@ def _ours(impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype) -> 
     return Built(step, init)
 
 
-def _base_net(n_way: int, dtype) -> torch.nn.Module:
-    return build("maml", n_way, {}, SEED).net.to(dtype)  # ours' Conv4 and initialization
+def _base_net(n_way: int, dtype, device) -> torch.nn.Module:
+    return build("maml", n_way, {}, SEED).net.to(device, dtype)  # ours' Conv4 and initialization
 
 
-def _obvious(n_way: int, steps: int, first_order: bool, episode: Episode, dtype) -> Built:
-    net = _base_net(n_way, dtype)
+def _obvious(net: torch.nn.Module, steps: int, first_order: bool, episode: Episode) -> Built:
     params = dict(net.named_parameters())
     optimizer = torch.optim.Adam(net.parameters(), lr=META_LR)
     n_tasks = len(episode)
@@ -114,10 +120,9 @@ def _obvious(n_way: int, steps: int, first_order: bool, episode: Episode, dtype)
     return Built(step, list(net.parameters()))
 
 
-def _higher(n_way: int, steps: int, first_order: bool, episode: Episode, dtype) -> Built:
+def _higher(net: torch.nn.Module, steps: int, first_order: bool, episode: Episode) -> Built:
     import higher  # a dev dependency, only needed here
 
-    net = _base_net(n_way, dtype)
     optimizer = torch.optim.Adam(net.parameters(), lr=META_LR)
     inner_opt = torch.optim.SGD(net.parameters(), lr=INNER_LR)
     n_tasks = len(episode)

@@ -17,12 +17,14 @@ Reported: median seconds per meta-iteration over the timed rounds, meta-iteratio
 ratios ours/baseline of iterations/s (> 1: ours is faster). Images are uniform random bytes
 drawn like Omniglot tasks (`TaskSampler`); speed does not depend on pixel values.
 
-Writes benchmarks/out/<name>.md and .csv; with --results also benchmarks/RESULTS.md's tables.
+Writes benchmarks/out/<name>.md and .csv; with --results also benchmarks/results/cpu.md and
+.csv (committed; benchmarks/RESULTS.md summarizes them).
 """
 
 import argparse
 import csv
 import platform
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -274,7 +276,9 @@ def main(argv=None) -> None:
     parser.add_argument("--name", default=None, help="output file stem (default: full/quick)")
     parser.add_argument("--threads", default=None, help="thread counts (default 1,2; quick: 1)")
     parser.add_argument("--budget", type=float, default=None, help="seconds per row budget")
-    parser.add_argument("--results", action="store_true", help="also write benchmarks/RESULTS.md")
+    parser.add_argument(
+        "--results", action="store_true", help="also write benchmarks/results/cpu.{md,csv}"
+    )
     args = parser.parse_args(argv)
     name = args.name or ("quick" if args.quick else "full")
     rows = [ROWS[3]] if args.quick else ROWS
@@ -408,9 +412,11 @@ def write_outputs(name, results, evals, report, flops_lines, cost_lines, write_r
     (OUT / f"{name}.md").write_text("\n".join(report) + "\n")
     print(f"wrote {OUT / name}.md and .csv")
     if write_results:
-        path = Path(__file__).parent / "RESULTS.md"
-        path.write_text("\n".join(["<!-- generated tables: see benchmarks/run.py -->", *report]))
-        print(f"wrote {path}")
+        results = Path(__file__).parent / "results"
+        results.mkdir(exist_ok=True)
+        for suffix in (".md", ".csv"):
+            shutil.copyfile(OUT / f"{name}{suffix}", results / f"cpu{suffix}")
+        print(f"wrote {results}/cpu.md and .csv")
 
 
 if __name__ == "__main__":

@@ -23,11 +23,16 @@ def profile(params: dict) -> dict:
 
 
 def algorithm_config(params: dict, algo: str) -> dict:
-    """The fixed algorithm keys: the algo's section, the profile's width and the task mode."""
+    """The fixed algorithm keys: the algo's section, the profile's width, task mode, precision."""
     section = params[algo]
     keys = config_keys(algo)
     config = {k: v for k, v in section.items() if k in keys}
-    config.update(hidden=profile(params)["hidden"], task_mode=params["protocol"]["task_mode"])
+    protocol = params["protocol"]
+    config.update(
+        hidden=profile(params)["hidden"],
+        task_mode=protocol["task_mode"],
+        precision=protocol["precision"],
+    )
     return config
 
 

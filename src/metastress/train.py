@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from metastress import checkpoint
 from metastress.algorithms import MetaLearner, build
+from metastress.algorithms.inner import autocast
 from metastress.atomic import atomic_path, write_json, write_text
 from metastress.data.prepare import CorruptInputError, load_processed
 from metastress.data.splits import read_split, split_images
@@ -125,8 +126,9 @@ def evaluate_tasks(
     """Mean query loss and accuracy, and per-task accuracies, of adapting on fixed tasks."""
     losses, accuracies = [], []
     for episode in tasks:
-        fast = learner.adapt(episode.support_x, episode.support_y, steps, init=init)
-        logits = learner.predict(fast, episode.query_x)  # (B, N*Q, N)
+        with autocast(learner.config.precision, episode.support_x.device):
+            fast = learner.adapt(episode.support_x, episode.support_y, steps, init=init)
+            logits = learner.predict(fast, episode.query_x).float()  # (B, N*Q, N)
         losses.append(
             torch.nn.functional.cross_entropy(
                 logits.transpose(1, 2), episode.query_y, reduction="none"
@@ -147,7 +149,8 @@ def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, episode: E
     groups = 0
     for group in learner.update_groups(episode):
         optimizer.zero_grad(set_to_none=True)
-        loss, metrics = learner.meta_loss(group)
+        with autocast(learner.config.precision, group.support_x.device):
+            loss, metrics = learner.meta_loss(group)
         if not torch.isfinite(loss):
             raise DivergenceError(f"meta-loss is {loss.item()}")
         loss.backward()

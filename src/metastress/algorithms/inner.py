@@ -42,6 +42,7 @@ from metastress.models.conv4 import ACTIVATIONS, Conv4, forward_tasks
 
 Weights = dict[str, Tensor]  # name -> parameter-shaped tensor, one task's base learner
 TASK_MODES = ("auto", "loop", "vmap", "fused")
+PRECISIONS = ("fp32", "bf16")
 FUSED_CHUNK_IMAGES = 100  # images per fused chunk: larger chunks fall out of cache on the CPU
 
 
@@ -54,18 +55,23 @@ class InnerConfig:
         hidden (int, default=64): channels of the Conv-4 base learner.
         activation (str, default="relu"): base-learner activation, a key of conv4.ACTIVATIONS.
         task_mode (str, default="auto"): how to run the B tasks, one of TASK_MODES.
+        precision (str, default="fp32"): "bf16" runs adaptation and the meta-loss under bf16
+            autocast (matmuls and convolutions in bf16, losses in fp32): faster on GPUs, at
+            the accuracy measured in benchmarks/RESULTS.md.
     """
 
     inner_steps: int = 5
     hidden: int = 64
     activation: str = "relu"
     task_mode: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self):
         check_at_least("inner_steps", self.inner_steps, 1)
         check_at_least("hidden", self.hidden, 1)
         check_choice("activation", self.activation, tuple(ACTIVATIONS))
         check_choice("task_mode", self.task_mode, TASK_MODES)
+        check_choice("precision", self.precision, PRECISIONS)
 
 
 def check_at_least(key: str, value: float, low: float) -> None:
@@ -107,6 +113,12 @@ def resolve_task_mode(task_mode: str, device: torch.device) -> str:
     if task_mode == "auto":
         return "vmap" if device.type == "cuda" else "fused"
     return task_mode
+
+
+def autocast(precision: str, device: torch.device) -> torch.autocast:
+    """The autocast context of `precision` ("fp32": disabled) on `device`'s type."""
+    check_choice("precision", precision, PRECISIONS)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def map_tasks(
