@@ -12,9 +12,9 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
 for algo in maml metalstm_pp; do
     start=$SECONDS
-    python3 -m metastress train --processed .gpu/omniglot28.npz --split .gpu/paper.json \
+    timeout 150 python3 -m metastress train --processed .gpu/omniglot28.npz --split .gpu/paper.json \
         --run "$(cat .gpu/run_$algo.json)" --out /tmp/models/$algo 2>&1 | tr '\r' '\n' | tail -n 3
-    python3 -m metastress evaluate --processed .gpu/omniglot28.npz --split .gpu/paper.json \
+    timeout 90 python3 -m metastress evaluate --processed .gpu/omniglot28.npz --split .gpu/paper.json \
         --model /tmp/models/$algo/model.pt --evaluation "$(cat .gpu/eval.json)" \
         --out "$OUT/eval_$algo.json" 2>&1 | tr '\r' '\n' | tail -n 2
     cp /tmp/models/$algo/summary.json "$OUT/summary_$algo.json"
