@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 from benchmarks.implementations import Impl, make_step
-from metastress.algorithms import build
+from metastress.algorithms import build, inner
 from metastress.data.tasks import Episode, TaskSampler
-from metastress.train import evaluate_tasks
+from metastress.train import evaluate_tasks, resolve_device
 
 ROWS = [
     (5, 1, 15, 32, 1),
@@ -214,7 +214,7 @@ def precision_check(report: Report, device: torch.device) -> None:
     cases = [
         ("fp32 + TF32 conv", torch.float32, "fp32", True),
         ("fp32 strict", torch.float32, "fp32", False),
-        ("bf16 autocast", torch.float32, "bf16", default_tf32),
+        ("bf16 autocast", torch.float32, "bf16", False),
     ]
     for steps in (1, 5):
         episode = episode_for((20, 1, 1, 4, steps), device)
@@ -306,9 +306,11 @@ def rows_section(report: Report, device: torch.device, rows, deadline: float) ->
 
 
 def memory_section(report: Report, device: torch.device, smoke: bool, deadline: float) -> None:
-    """Does 200-way second order fit? One (warm-up) iteration each, ours (vmap), MAML."""
+    """Does 200-way second order fit? One (warm-up) iteration each, ours (vmap), MAML; the
+    meta-gradient is taken in chunks of tasks (`MetaLearner.tasks_per_chunk`)."""
     report.log()
     report.log("## Memory of 200-way 1-shot (Q=1), ours (vmap, fp32), MAML: one iteration")
+    report.log(f"(meta-gradient chunks of {inner.VMAP_CHUNK_IMAGE_STEPS} images x kept steps)")
     report.log()
     report.log("| B | S | order | peak MiB | s/it (warm-up iteration) |")
     report.log("|---|---|---|---|---|")
@@ -318,6 +320,7 @@ def memory_section(report: Report, device: torch.device, smoke: bool, deadline: 
         (32, 5, "so"),
         (32, 10, "so"),
         (32, 64, "fo"),
+        (32, 64, "so"),
     ]
     if smoke:
         cases = cases[:2]
@@ -458,26 +461,38 @@ def _interpolate(points: dict[tuple, float], images: int, steps: float) -> float
     return lines[lower] + (lines[upper] - lines[lower]) * (images - lower) / (upper - lower)
 
 
+SECTIONS = ("cross", "precision", "rows", "memory", "eval", "cost")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--deadline", type=float, default=480.0, help="seconds for everything")
     parser.add_argument("--device", default="cuda")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated")
     parser.add_argument("--smoke", action="store_true", help="tiny shapes: checks the script")
     args = parser.parse_args(argv)
+    sections = args.sections.split(",")
     start = time.monotonic()
-    device = torch.device(args.device)
     report = Report(args.out)
-    header(report, device, args)
+    header(report, torch.device(args.device), args)
+    device = resolve_device(args.device)  # as training does: strict fp32 (TF32 off)
+    report.log("- every timing below: TF32 off (strict fp32), as `metastress train` runs")
     report.flush()
-    cross_check(report, device)
-    precision_check(report, device)
+    if "cross" in sections:
+        cross_check(report, device)
+    if "precision" in sections:
+        precision_check(report, device)
     report.flush()
     rows = [(5, 1, 2, 4, 2)] if args.smoke else ROWS
-    rows_section(report, device, rows, start + 0.40 * args.deadline)
-    memory_section(report, device, args.smoke, start + 0.50 * args.deadline)
-    eval_section(report, device, args.smoke, start + 0.60 * args.deadline)
-    cost_section(report, device, args.smoke, start + 0.97 * args.deadline)
+    if "rows" in sections:
+        rows_section(report, device, rows, start + 0.40 * args.deadline)
+    if "memory" in sections:
+        memory_section(report, device, args.smoke, start + 0.55 * args.deadline)
+    if "eval" in sections:
+        eval_section(report, device, args.smoke, start + 0.65 * args.deadline)
+    if "cost" in sections:
+        cost_section(report, device, args.smoke, start + 0.97 * args.deadline)
     report.log()
     report.log(
         f"- end: {time.strftime('%Y-%m-%d %H:%M:%S')}; took {time.monotonic() - start:.0f} s"

@@ -20,4 +20,5 @@ for algo in maml metalstm_pp; do
     cp /tmp/models/$algo/summary.json "$OUT/summary_$algo.json"
     echo "$algo: train + evaluate took $((SECONDS - start)) s"
 done
-timeout "${BENCH_TIMEOUT:-420}" python3 -m benchmarks.gpu --out "$OUT" --deadline "${BENCH_DEADLINE:-300}"
+timeout "${BENCH_TIMEOUT:-420}" python3 -m benchmarks.gpu --out "$OUT" --deadline "${BENCH_DEADLINE:-300}" \
+    --sections "${BENCH_SECTIONS:-cross,precision,rows,memory,eval,cost}"

@@ -6,10 +6,12 @@ Snakemake validates the same file with the same schema before any job runs; the 
 """
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
 IMAGES_PER_CHARACTER = 20
@@ -45,6 +47,8 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
 
 
 def validate_params(params: Any, schema: dict, source: str = "params.yaml") -> None:
+    import jsonschema  # only here: training and evaluation jobs never validate params.yaml
+
     validator = jsonschema.Draft202012Validator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(params))
     if error is not None:
@@ -54,7 +58,7 @@ def validate_params(params: Any, schema: dict, source: str = "params.yaml") -> N
     check_semantics(params, source)
 
 
-def _hint(error: jsonschema.ValidationError) -> str:
+def _hint(error: "jsonschema.ValidationError") -> str:
     if error.validator == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         return f"; known keys here: {', '.join(known)}" if known else ""

@@ -104,6 +104,14 @@ def work_dir_for(config: TrainConfig, root: Path) -> Path:
 
 
 def resolve_device(device: str) -> torch.device:
+    """The torch device of `device`, with TF32 turned off for what runs on it.
+
+    PyTorch lets cuDNN convolutions use TF32 by default on GPUs. On an H200 that bent MAML's
+    meta-gradient (20w1s, 5 inner steps) to cosine 0.61 with the float64 one, where strict
+    fp32 gave 1.000000 (benchmarks/RESULTS.md), so float32 here means float32.
+    """
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from metastress.algorithms import inner
+from metastress.data.tasks import Episode
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 CASES = [
@@ -17,6 +18,7 @@ CASES = [
 @pytest.fixture
 def one_task_chunks(monkeypatch):
     monkeypatch.setattr(inner, "FUSED_CHUNK_IMAGES", 1)
+    monkeypatch.setattr(inner, "VMAP_CHUNK_IMAGE_STEPS", 1)
 
 
 def gradients_and_metrics(learner, episode, eager):
@@ -54,3 +56,20 @@ def test_eager_loss_scales_its_gradient_and_needs_no_graph_under_no_grad(make_le
         value, _ = learner.meta_loss(episode)
     assert not value.requires_grad
     torch.testing.assert_close(value, loss.detach(), **TOL)
+
+
+@pytest.mark.parametrize(
+    ("algo", "config", "expected"),
+    [
+        ("maml", {"first_order": True}, 16_000 // 400),  # only the last step's graph is kept
+        ("maml", {"first_order": False}, 16_000 // (400 * 5)),
+        ("metalstm_pp", {}, 16_000 // (400 * 5)),
+    ],
+)
+def test_vmap_chunks_shrink_with_the_graph_that_is_kept(make_learner, algo, config, expected):
+    learner = make_learner(algo, n_way=200, task_mode="vmap", inner_steps=5, **config)
+    images = torch.zeros(()).expand(32, 200, 1, 28, 28)  # 32 tasks of 200-way 1-shot, no memory
+    labels = torch.zeros((), dtype=torch.long).expand(32, 200)
+    episode = Episode(images, labels, images, labels, 200)
+    assert inner.VMAP_CHUNK_IMAGE_STEPS == 16_000
+    assert learner.tasks_per_chunk(episode) == expected

@@ -56,3 +56,12 @@ def test_bf16_evaluation_is_close_to_fp32(float_episode):
 def test_an_unknown_precision_names_the_choices():
     with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'bf16'\]"):
         build("maml", 5, {"precision": "fp16"}, 0)
+
+
+def test_resolving_a_device_turns_tf32_off():
+    from metastress.train import resolve_device
+
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+    resolve_device("cpu")
+    assert torch.backends.cudnn.allow_tf32 is False
+    assert torch.backends.cuda.matmul.allow_tf32 is False

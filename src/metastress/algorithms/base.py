@@ -81,14 +81,12 @@ class MetaLearner(nn.Module):
         """`meta_loss` with each chunk's graph differentiated and freed at once.
 
         The mean query loss is a sum over tasks, so its gradient is the sum of the chunks'
-        gradients. Chunks hold about `inner.FUSED_CHUNK_IMAGES` images (all tasks for vmap):
-        keeping all B tasks' graphs until one backward made MetaLSTM++ need 8 GB at 20-way,
-        B=16 (benchmarks/RESULTS.md). The returned loss must not be differentiated twice.
+        gradients. Keeping all B tasks' graphs until one backward made MetaLSTM++ need 8 GB at
+        20-way, B=16, and 200-way second-order MAML 89 GB at B=32 (benchmarks/RESULTS.md).
+        The returned loss must not be differentiated twice.
         """
         n_tasks = len(episode)
-        per_task = episode.support_y.shape[1] + episode.query_y.shape[1]  # images
-        mode = inner.resolve_task_mode(self.config.task_mode, episode.support_x.device)
-        chunk = n_tasks if mode == "vmap" else max(1, inner.FUSED_CHUNK_IMAGES // per_task)
+        chunk = self.tasks_per_chunk(episode)
         n_query = episode.query_y.numel()
         grads = [torch.zeros_like(p) for p in meta_params]
         value, correct = 0.0, 0
@@ -106,6 +104,23 @@ class MetaLearner(nn.Module):
             correct += (logits.argmax(-1) == part.query_y).sum().item()
         loss = _WithGradient.apply(value, grads, *meta_params)
         return loss, {"loss": loss.item(), "accuracy": correct / n_query}
+
+    def tasks_per_chunk(self, episode: Episode) -> int:
+        """Tasks whose meta-gradient graphs are alive at once in `eager_meta_loss`.
+
+        Fused (CPU): about `inner.FUSED_CHUNK_IMAGES` images, for the cache. vmap (GPU): about
+        `inner.VMAP_CHUNK_IMAGE_STEPS` images x inner steps whose graphs are kept (every step
+        for second-order MAML and the MetaLSTMs, the last one for first order), for memory.
+        Loop: one task at a time.
+        """
+        images = episode.support_y.shape[1] + episode.query_y.shape[1]
+        mode = inner.resolve_task_mode(self.config.task_mode, episode.support_x.device)
+        if mode == "fused":
+            return max(1, inner.FUSED_CHUNK_IMAGES // images)
+        if mode == "loop":
+            return 1
+        kept_steps = 1 if getattr(self.config, "first_order", False) else self.config.inner_steps
+        return max(1, inner.VMAP_CHUNK_IMAGE_STEPS // (images * kept_steps))
 
     def update_groups(self, episode: Episode) -> Iterator[Episode]:
         """The parts of a meta-batch that each get one optimizer step."""

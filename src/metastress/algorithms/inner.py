@@ -44,6 +44,11 @@ Weights = dict[str, Tensor]  # name -> parameter-shaped tensor, one task's base 
 TASK_MODES = ("auto", "loop", "vmap", "fused")
 PRECISIONS = ("fp32", "bf16")
 FUSED_CHUNK_IMAGES = 100  # images per fused chunk: larger chunks fall out of cache on the CPU
+# Images x graph-holding inner steps per vmap chunk of the meta-gradient (base.eager_meta_loss):
+# 200-way 1-shot second-order MAML at B=32, S=5 took 89 GB in one piece on an H200, 45 GB at
+# B=16 (benchmarks/RESULTS.md); this bound keeps a chunk near 20 GB and leaves every paper
+# setting at B <= 32, S = 5 unchunked except the 150-200-way second-order ones.
+VMAP_CHUNK_IMAGE_STEPS = 16_000
 
 
 @dataclass(frozen=True)
