@@ -1,4 +1,4 @@
-"""GPU benchmarks: ours (vmap, fp32 and bf16) against the obvious loop and `higher`; memory of
+"""GPU benchmarks: ours (vmap; fp32, tf32, bf16) against the obvious loop and `higher`; memory of
 the 200-way settings; precision; evaluation throughput; the paper profile's cost.
 
     python -m benchmarks.gpu --out DIR [--deadline SECONDS] [--smoke]
@@ -28,7 +28,7 @@ import torch
 from benchmarks.implementations import Impl, make_step
 from metastress.algorithms import build, inner
 from metastress.data.tasks import Episode, TaskSampler
-from metastress.train import evaluate_tasks, resolve_device
+from metastress.train import evaluate_tasks
 
 ROWS = [
     (5, 1, 15, 32, 1),
@@ -205,29 +205,20 @@ def cross_check(report: Report, device: torch.device) -> None:
 
 
 def precision_check(report: Report, device: torch.device) -> None:
-    """Cosine of the meta-gradient to float64's: fp32 with TF32 convolutions (PyTorch's
-    default on GPUs), strict fp32, and bf16 autocast; 20w1s at initialization, B=4,
-    inner_lr 0.4, after 1 and 5 inner steps."""
+    """Cosine of the meta-gradient to float64's at each `precision` (tf32: TF32 convolutions,
+    PyTorch's default on GPUs); 20w1s at initialization, B=4, inner_lr 0.4, 1 and 5 steps."""
     report.log()
     report.log("## Precision: meta-gradient cosine to float64 (MAML FO, 20w1s, B=4)")
-    default_tf32 = torch.backends.cudnn.allow_tf32
-    cases = [
-        ("fp32 + TF32 conv", torch.float32, "fp32", True),
-        ("fp32 strict", torch.float32, "fp32", False),
-        ("bf16 autocast", torch.float32, "bf16", False),
-    ]
     for steps in (1, 5):
         episode = episode_for((20, 1, 1, 4, steps), device)
         reference = _meta_gradient(_double(episode), steps, torch.float64, "fp32")
-        for label, dtype, precision, tf32 in cases:
-            torch.backends.cudnn.allow_tf32 = tf32
-            g = _meta_gradient(episode, steps, dtype, precision)
+        for precision in inner.PRECISIONS:
+            g = _meta_gradient(episode, steps, torch.float32, precision)
             cosine = torch.nn.functional.cosine_similarity(g, reference, dim=0).item()
-            report.log(f"- S={steps}, {label}: cosine {cosine:.6f}")
+            report.log(f"- S={steps}, {precision}: cosine {cosine:.6f}")
             report.row(
-                section="precision", implementation=label, steps=steps, cosine=f"{cosine:.6f}"
+                section="precision", implementation=precision, steps=steps, cosine=f"{cosine:.6f}"
             )
-        torch.backends.cudnn.allow_tf32 = default_tf32
 
 
 def _meta_gradient(episode: Episode, steps: int, dtype, precision: str) -> torch.Tensor:
@@ -249,12 +240,8 @@ def _double(episode: Episode) -> Episode:
 def row_impls() -> list[Impl]:
     impls = []
     for order in ("fo", "so"):
-        impls += [
-            Impl("ours", "maml", order),
-            Impl("ours", "maml", order, precision="bf16"),
-            Impl("obvious", "maml", order),
-            Impl("higher", "maml", order),
-        ]
+        impls += [Impl("ours", "maml", order, precision=p) for p in inner.PRECISIONS]
+        impls += [Impl("obvious", "maml", order), Impl("higher", "maml", order)]
     impls += [Impl("ours", algo, order) for algo, order in PROFILE_ORDER.items() if algo != "maml"]
     return impls
 
@@ -476,8 +463,9 @@ def main(argv=None) -> None:
     start = time.monotonic()
     report = Report(args.out)
     header(report, torch.device(args.device), args)
-    device = resolve_device(args.device)  # as training does: strict fp32 (TF32 off)
-    report.log("- every timing below: TF32 off (strict fp32), as `metastress train` runs")
+    device = torch.device(args.device)
+    torch.backends.cudnn.allow_tf32 = False  # the baselines as ours at precision fp32
+    report.log("- every timing below: TF32 off (strict fp32, `precision: fp32`) unless named")
     report.flush()
     if "cross" in sections:
         cross_check(report, device)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from metastress.algorithms import build
-from metastress.algorithms.inner import autocast
+from metastress.algorithms.inner import autocast, tf32
 from metastress.data.tasks import Episode
 
 INNER_LR = 0.4  # MAML's Omniglot value (params.yaml maml.inner_lr)
@@ -84,9 +84,10 @@ def _ours(impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype, dev
     def step() -> None:  # train.meta_step without its metrics bookkeeping
         for group in learner.update_groups(episode):
             optimizer.zero_grad(set_to_none=True)
-            with autocast(impl.precision, device):
-                loss, _ = learner.meta_loss(group)
-            loss.backward()
+            with tf32(impl.precision):
+                with autocast(impl.precision, device):
+                    loss, _ = learner.meta_loss(group)
+                loss.backward()
             if learner.meta_grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
             optimizer.step()

@@ -1,17 +1,19 @@
 """Meta-iterations/s, peak memory, GFLOP/s and a cost model, ours against the usual baselines.
 
-    .venv/bin/python -m benchmarks.run            # the full table (see RESULTS.md for its time)
-    .venv/bin/python -m benchmarks.run --quick    # a smoke run: fewer rows, one timed round
+    .venv/bin/python -m benchmarks.run --results  # the table in benchmarks/results/ (~35 min)
+    .venv/bin/python -m benchmarks.run --quick    # a smoke run: one row, one timed round
+    .venv/bin/python -m benchmarks.run --modes    # also MAML's loop and vmap task modes
 
 For each thread count and each setting (N-way, K-shot, Q queries per class, meta-batch B,
 inner steps S), every implementation (benchmarks/implementations.py) is built on the same
-Conv-4 (hidden 64) and the same episode, then run in rounds inside this one process:
+Conv-4 (hidden 64) and the same episode, then run in rounds inside this one process (one
+thread: every algorithm and both baselines; two threads: MAML against the obvious loop):
 
 1. warm-up: one meta-iteration of each with the same shapes but 1 inner step and at most
    WARM_TASKS tasks (all B for vmap, whose shapes depend on B): primitives and caches;
 2. timed rounds, the implementations interleaved within each round, so that a load change on
    this shared machine hits all of them alike; rounds stop at the row's time budget (>= 1
-   round, <= 5). Round 1 also measures each iteration's peak memory (measure.py).
+   round, <= 3). Round 1 also measures each iteration's peak memory (measure.py).
 
 Reported: median seconds per meta-iteration over the timed rounds, meta-iterations/s, and
 ratios ours/baseline of iterations/s (> 1: ours is faster). Images are uniform random bytes
@@ -54,29 +56,33 @@ CHARACTERS = 1200  # random "characters" in the image bank (>= the largest N)
 WARM_TASKS = 4  # tasks of the warm-up iteration (vmap warms up on all B: its shapes depend on B)
 
 
-TWO_THREAD_ROWS = [(5, 1, 15, 32, 1), (20, 5, 5, 16, 5), (100, 1, 1, 4, 5)]
-HEAVY_IMAGES = 3000  # B*N*(K+Q) above which the slowest second-order columns are left out
+HEAVY_IMAGES = 3000  # B*N*(K+Q) above which higher's second-order column is left out (time)
 
 
-def main_impls(row) -> tuple[list[Impl], list[str]]:
-    """The 1-thread columns, and the names of those left out on this row (printed)."""
+def main_impls(row, modes: bool) -> tuple[list[Impl], list[str]]:
+    """The 1-thread columns, and the names of those left out on this row (printed).
+
+    `modes` adds MAML in the loop and vmap task modes, the evidence for `task_mode: auto`."""
     impls = [Impl("ours", algo, order) for algo, order in OURS]
     for order in ("fo", "so"):
-        impls += [Impl("ours", "maml", order, "loop"), Impl("ours", "maml", order, "vmap")]
+        if modes:
+            impls += [Impl("ours", "maml", order, "loop"), Impl("ours", "maml", order, "vmap")]
         impls += [Impl("obvious", "maml", order), Impl("higher", "maml", order)]
     n_way, k_shot, n_query, batch, _ = row
     if batch * n_way * (k_shot + n_query) <= HEAVY_IMAGES:
         return impls, []
     slow = {Impl("ours", "maml", "so", "loop"), Impl("ours", "maml", "so", "vmap")}
     slow.add(Impl("higher", "maml", "so"))
-    return [i for i in impls if i not in slow], sorted(i.name for i in slow)
+    return [i for i in impls if i not in slow], sorted(i.name for i in slow if i in impls)
 
 
-def mode_impls(orders: tuple[str, ...]) -> list[Impl]:
-    """The task-mode comparison (auto = fused on the CPU) and the obvious loop, MAML only."""
+def mode_impls(orders: tuple[str, ...], modes: bool = False) -> list[Impl]:
+    """Ours (auto = fused on the CPU; with `modes` also loop and vmap) and the obvious loop,
+    MAML only."""
     impls = []
     for order in orders:
-        impls += [Impl("ours", "maml", order, mode) for mode in ("auto", "loop", "vmap")]
+        task_modes = ("auto", "loop", "vmap") if modes else ("auto",)
+        impls += [Impl("ours", "maml", order, mode) for mode in task_modes]
         impls.append(Impl("obvious", "maml", order))
     return impls
 
@@ -180,7 +186,7 @@ def cross_check(log) -> float:
     worst = 0.0
     for order in ("fo", "so"):
         grads = {}
-        for impl in mode_impls((order,)) + [Impl("higher", "maml", order)]:
+        for impl in mode_impls((order,), modes=True) + [Impl("higher", "maml", order)]:
             built = make_step(impl, 5, 2, episode, dtype=torch.float64)
             built.step()
             grads[impl.name] = torch.cat([p.grad.flatten() for p in built.init])
@@ -192,15 +198,16 @@ def cross_check(log) -> float:
     return worst
 
 
-def eval_throughput(n_tasks, threads, log) -> list[tuple[str, float]]:
+def eval_throughput(n_tasks, threads, modes, log) -> list[tuple[str, float]]:
     """Tasks/s adapting (5 steps) and predicting on fixed 20w1s test tasks, no meta-graph."""
     torch.set_num_threads(threads)
     tasks = sampler_for(20, 1, 1).fixed_tasks(n_tasks, seed=3, batch=10)
     out = []
     impls = [Impl("ours", algo, order) for algo, order in PROFILE_ORDER.items()]
     if threads != 1:
-        impls = impls[:1]  # the task modes only (time budget)
-    impls += [Impl("ours", "maml", "fo", "loop"), Impl("ours", "maml", "fo", "vmap")]
+        impls = impls[:1]  # MAML only (time budget)
+    if modes:
+        impls += [Impl("ours", "maml", "fo", "loop"), Impl("ours", "maml", "fo", "vmap")]
     for impl in impls:
         config = {"inner_steps": 5, "task_mode": impl.task_mode}
         learner = build(impl.algo, 20, config, 0)
@@ -276,14 +283,15 @@ def main(argv=None) -> None:
     parser.add_argument("--name", default=None, help="output file stem (default: full/quick)")
     parser.add_argument("--threads", default=None, help="thread counts (default 1,2; quick: 1)")
     parser.add_argument("--budget", type=float, default=None, help="seconds per row budget")
+    parser.add_argument("--modes", action="store_true", help="also MAML in loop and vmap mode")
     parser.add_argument(
         "--results", action="store_true", help="also write benchmarks/results/cpu.{md,csv}"
     )
     args = parser.parse_args(argv)
     name = args.name or ("quick" if args.quick else "full")
     rows = [ROWS[3]] if args.quick else ROWS
-    budget = args.budget if args.budget is not None else (1.0 if args.quick else 90.0)
-    max_rounds = 1 if args.quick else 5
+    budget = args.budget if args.budget is not None else (1.0 if args.quick else 60.0)
+    max_rounds = 1 if args.quick else 3
     threads = args.threads or ("1" if args.quick else "1,2")
     threads_list = [int(t) for t in threads.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
@@ -312,15 +320,9 @@ def main(argv=None) -> None:
         torch.set_num_threads(threads)
         for row in rows:
             if threads == 1:
-                impls, left_out = main_impls(row)
-            elif row not in TWO_THREAD_ROWS and not args.quick:
-                log()
-                log(f"## {threads} threads, {row_name(row)}: not run (time budget)")
-                continue
-            else:  # the task-mode comparison only: two threads on a loaded machine are slow
-                both = args.quick or row == (100, 1, 1, 4, 5)
-                impls = mode_impls(("fo", "so") if both else ("fo",))
-                left_out = [] if both else ["all second-order columns"]
+                impls, left_out = main_impls(row, args.modes)
+            else:  # ours against the obvious loop (time budget), MAML only
+                impls, left_out = mode_impls(("fo", "so"), args.modes), []
             log()
             log(f"## {threads} thread(s), (N,K,Q,B,S) = {row_name(row)}: {len(impls)} columns")
             if left_out:
@@ -348,7 +350,7 @@ def main(argv=None) -> None:
     for threads in threads_list:
         log(f"- {threads} thread(s)")
         n_tasks = 10 if args.quick else (60 if threads == 1 else 30)
-        evals += [(threads, *e) for e in eval_throughput(n_tasks, threads, log)]
+        evals += [(threads, *e) for e in eval_throughput(n_tasks, threads, args.modes, log)]
     flops_lines = gflops_report(results, matmul, log) if matmul else []
     cost_lines = cost_model(results, log) if not args.quick else []
     elapsed = time.perf_counter() - started

@@ -62,6 +62,7 @@ def evaluate(
             "hidden": learner.config.hidden,
             "activation": learner.config.activation,
             "task_mode": learner.config.task_mode,
+            "precision": learner.config.precision,
         }
         learner = build(optimizer, train_config["n_way"], hand_config, seed=0).to(device)
     if evaluation["n_way"] != train_config["n_way"]:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from metastress import checkpoint
 from metastress.algorithms import MetaLearner, build
-from metastress.algorithms.inner import autocast
+from metastress.algorithms.inner import autocast, tf32
 from metastress.atomic import atomic_path, write_json, write_text
 from metastress.data.prepare import CorruptInputError, load_processed
 from metastress.data.splits import read_split, split_images
@@ -104,14 +104,6 @@ def work_dir_for(config: TrainConfig, root: Path) -> Path:
 
 
 def resolve_device(device: str) -> torch.device:
-    """The torch device of `device`, with TF32 turned off for what runs on it.
-
-    PyTorch lets cuDNN convolutions use TF32 by default on GPUs. On an H200 that bent MAML's
-    meta-gradient (20w1s, 5 inner steps) to cosine 0.61 with the float64 one, where strict
-    fp32 gave 1.000000 (benchmarks/RESULTS.md), so float32 here means float32.
-    """
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
@@ -133,8 +125,9 @@ def evaluate_tasks(
 ) -> dict:
     """Mean query loss and accuracy, and per-task accuracies, of adapting on fixed tasks."""
     losses, accuracies = [], []
+    precision = learner.config.precision
     for episode in tasks:
-        with autocast(learner.config.precision, episode.support_x.device):
+        with tf32(precision), autocast(precision, episode.support_x.device):
             fast = learner.adapt(episode.support_x, episode.support_y, steps, init=init)
             logits = learner.predict(fast, episode.query_x).float()  # (B, N*Q, N)
         losses.append(
@@ -152,16 +145,23 @@ def evaluate_tasks(
 
 
 def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, episode: Episode) -> dict:
-    """One meta-iteration: one optimizer step per update group (per task for MetaLSTM)."""
+    """One meta-iteration: one optimizer step per update group (per task for MetaLSTM).
+
+    `precision` "fp32" keeps TF32 off (PyTorch's GPU default turns it on for convolutions): on
+    an H200 TF32 bent MAML's meta-gradient (20w1s, 5 inner steps) to cosine 0.61 with the
+    float64 one, where strict fp32 gave 1.000000 (benchmarks/RESULTS.md).
+    """
     totals: dict[str, float] = {}
     groups = 0
+    precision = learner.config.precision
     for group in learner.update_groups(episode):
         optimizer.zero_grad(set_to_none=True)
-        with autocast(learner.config.precision, group.support_x.device):
-            loss, metrics = learner.meta_loss(group)
-        if not torch.isfinite(loss):
-            raise DivergenceError(f"meta-loss is {loss.item()}")
-        loss.backward()
+        with tf32(precision):
+            with autocast(precision, group.support_x.device):
+                loss, metrics = learner.meta_loss(group)
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"meta-loss is {loss.item()}")
+            loss.backward()
         if learner.meta_grad_clip is not None:
             norm = torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
         else:

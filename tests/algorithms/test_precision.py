@@ -54,14 +54,20 @@ def test_bf16_evaluation_is_close_to_fp32(float_episode):
 
 
 def test_an_unknown_precision_names_the_choices():
-    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'bf16'\]"):
+    with pytest.raises(ValueError, match=r"precision must be one of \['fp32', 'tf32', 'bf16'\]"):
         build("maml", 5, {"precision": "fp16"}, 0)
 
 
-def test_resolving_a_device_turns_tf32_off():
-    from metastress.train import resolve_device
+@pytest.mark.parametrize(
+    ("precision", "expected"), [("fp32", False), ("tf32", True), ("bf16", False)]
+)
+def test_tf32_is_on_exactly_for_tf32_and_restored_after(precision, expected):
+    from metastress.algorithms.inner import tf32
 
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
-    resolve_device("cpu")
-    assert torch.backends.cudnn.allow_tf32 is False
-    assert torch.backends.cuda.matmul.allow_tf32 is False
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = not expected
+    with tf32(precision):
+        assert torch.backends.cudnn.allow_tf32 is expected
+        assert torch.backends.cuda.matmul.allow_tf32 is expected
+    assert torch.backends.cudnn.allow_tf32 is (not expected)
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -29,7 +29,8 @@ References:
     PyTorch: functorch/examples/maml_omniglot/maml-omniglot-transforms.py.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ from metastress.models.conv4 import ACTIVATIONS, Conv4, forward_tasks
 
 Weights = dict[str, Tensor]  # name -> parameter-shaped tensor, one task's base learner
 TASK_MODES = ("auto", "loop", "vmap", "fused")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "tf32", "bf16")
 FUSED_CHUNK_IMAGES = 100  # images per fused chunk: larger chunks fall out of cache on the CPU
 # Images x graph-holding inner steps per vmap chunk of the meta-gradient (base.eager_meta_loss):
 # 200-way 1-shot second-order MAML at B=32, S=5 took 89 GB in one piece on an H200, 45 GB at
@@ -60,9 +61,10 @@ class InnerConfig:
         hidden (int, default=64): channels of the Conv-4 base learner.
         activation (str, default="relu"): base-learner activation, a key of conv4.ACTIVATIONS.
         task_mode (str, default="auto"): how to run the B tasks, one of TASK_MODES.
-        precision (str, default="fp32"): "bf16" runs adaptation and the meta-loss under bf16
-            autocast (matmuls and convolutions in bf16, losses in fp32): faster on GPUs, at
-            the accuracy measured in benchmarks/RESULTS.md.
+        precision (str, default="fp32"): "fp32" is strict IEEE float32 (no TF32, which PyTorch
+            enables for GPU convolutions by default); "tf32" allows TF32 convolutions and
+            matmuls on GPUs; "bf16" runs adaptation and the meta-loss under bf16 autocast.
+            Both are faster on GPUs and less exact (benchmarks/RESULTS.md); CPUs ignore "tf32".
     """
 
     inner_steps: int = 5
@@ -121,9 +123,23 @@ def resolve_task_mode(task_mode: str, device: torch.device) -> str:
 
 
 def autocast(precision: str, device: torch.device) -> torch.autocast:
-    """The autocast context of `precision` ("fp32": disabled) on `device`'s type."""
+    """The autocast context of `precision` on `device`'s type: bf16 autocast for "bf16",
+    disabled otherwise."""
     check_choice("precision", precision, PRECISIONS)
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+@contextmanager
+def tf32(precision: str) -> Iterator[None]:
+    """TF32 convolutions and matmuls on GPUs exactly when `precision` is "tf32", restored after."""
+    check_choice("precision", precision, PRECISIONS)
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    enabled = precision == "tf32"
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def map_tasks(
