@@ -226,6 +226,7 @@ def train(
     if last.exists():
         saved = checkpoint.load(last, regenerate=afresh)
         checkpoint.check_same_config(last, saved, hashed)
+        _check_same_device(last, saved.get("device", device.type), device, afresh)
         learner.load_state_dict(saved["learner"])
         optimizer.load_state_dict(saved["optimizer"])
         generator.set_state(saved["generator"].to(generator.get_state().device))
@@ -241,6 +242,7 @@ def train(
                 "learner": learner.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(),
+                "device": device.type,
                 "state": state,
             },
         )
@@ -331,6 +333,16 @@ def _cell(value) -> str:
     if value is None:
         return ""
     return str(value) if isinstance(value, int) else f"{value:.6g}"
+
+
+def _check_same_device(last: Path, saved: str, device: torch.device, afresh: str) -> None:
+    """The episode sampler's state belongs to the device it ran on (CPU and CUDA generators
+    differ), so a run resumes only where it started."""
+    if saved != device.type:
+        raise RuntimeError(
+            f"{last} was written by a run on {saved} and this run is on {device.type}: resume "
+            f"it on {saved} (protocol.device: {saved}), or {afresh}"
+        )
 
 
 def _check_best(best: Path, hashed: dict, state: dict, afresh: str) -> None:

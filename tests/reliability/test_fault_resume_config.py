@@ -24,3 +24,20 @@ def test_resuming_under_a_changed_config_is_refused(data_path, split_path, tmp_p
     assert "n_way" not in message  # only the keys that differ
     assert f"Delete {work} to start afresh" in message
     assert snapshot(out, work) == before
+
+
+def test_resuming_on_another_device_is_refused_naming_both(data_path, split_path, tmp_path):
+    from metastress import checkpoint
+
+    out, work = tmp_path / "run", tmp_path / "work"
+    train(TrainConfig(**dict(RUN, iterations=2)), data_path, split_path, out, work)
+    saved = checkpoint.load(work / "last.pt", regenerate="-")
+    assert saved["device"] == "cpu"
+    checkpoint.save(work / "last.pt", dict(saved, device="cuda"))  # as if started on a GPU
+    before = snapshot(out, work)
+    with pytest.raises(SystemExit) as exit_info:
+        main(train_args(data_path, split_path, dict(RUN, iterations=2), out, work))
+    message = str(exit_info.value.code)
+    assert f"{work / 'last.pt'} was written by a run on cuda and this run is on cpu" in message
+    assert f"delete {work} to train afresh" in message
+    assert snapshot(out, work) == before
