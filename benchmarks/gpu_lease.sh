@@ -3,7 +3,7 @@
 # (train 300 iterations of MAML and MetaLSTM++ on 20w1s at width 64, evaluate on 300 test
 # tasks), then `python -m benchmarks.gpu`. Expects the image's python3 with torch, the
 # `higher` wheel in .whl/, and .gpu/ holding omniglot28.npz, paper.json, run_*.json and
-# eval.json (made here from params.yaml's paper profile). Writes into $OUT.
+# eval.json (`python -m benchmarks.prepare_lease`). Writes into $OUT.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
