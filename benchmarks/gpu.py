@@ -25,9 +25,21 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.common import (
+    FINAL_ITERATIONS,
+    PAPER_ITERATIONS,
+    PAPER_SETTINGS,
+    PROFILE_ORDER,
+    SEARCH_ITERATIONS,
+    TRIALS,
+    as_float64,
+    fmt,
+    gradient_differences,
+    sampler_for,
+)
 from benchmarks.implementations import Impl, make_step
 from metastress.algorithms import build, inner
-from metastress.data.tasks import Episode, TaskSampler
+from metastress.data.tasks import Episode
 from metastress.train import evaluate_tasks
 
 ROWS = [
@@ -37,25 +49,10 @@ ROWS = [
     (100, 1, 1, 4, 5),
     (200, 1, 1, 4, 5),
 ]
-PROFILE_ORDER = {"maml": "fo", "metasgd": "fo", "taml": "fo", "metalstm": "-", "metalstm_pp": "-"}
-PAPER_SETTINGS = [
-    (20, 1),
-    (20, 5),
-    (40, 1),
-    (40, 5),
-    (60, 1),
-    (80, 1),
-    (100, 1),
-    (150, 1),
-    (175, 1),
-    (200, 1),
-]
 COST_SETTINGS = [(20, 1), (200, 1), (100, 1)]  # 40, 400, 200 images per task; the rest interpolated
 COST_STEPS = (5, 20)  # inner steps measured at; time is fitted linear in the steps between them
 SEARCH_STEPS = (4, 8, 16, 32, 64)  # the paper's search space (uniform choices)
 SEARCH_BATCHES = (4, 8, 16, 32)
-SEARCH_ITERATIONS, TRIALS, FINAL_ITERATIONS = 5000, 30, 20000
-CHARACTERS = 1200
 MIN_TIMED_S, MAX_TIMED = 1.0, 10
 
 
@@ -112,20 +109,10 @@ def time_step(step, device: torch.device, max_timed: int = MAX_TIMED) -> Timing:
             torch.cuda.empty_cache()
 
 
-def sampler(n_way: int, k_shot: int, n_query: int, device: torch.device) -> TaskSampler:
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (CHARACTERS, 20, 28, 28), generator=generator, dtype=torch.uint8)
-    return TaskSampler(images.to(device), n_way, k_shot, n_query)
-
-
 def episode_for(row, device: torch.device) -> Episode:
     n_way, k_shot, n_query, batch, _ = row
     generator = torch.Generator(device=device).manual_seed(1)
-    return sampler(n_way, k_shot, n_query, device).sample(batch, generator)
-
-
-def fmt(value, spec=".2f", empty="-") -> str:
-    return empty if value is None else format(value, spec)
+    return sampler_for(n_way, k_shot, n_query, device).sample(batch, generator)
 
 
 class Report:
@@ -187,20 +174,10 @@ def cross_check(report: Report, device: torch.device) -> None:
     report.log()
     report.log("## Cross-check: same meta-gradient in float64 on this device")
     generator = torch.Generator(device=device).manual_seed(2)
-    episode = _double(sampler(5, 1, 2, device).sample(3, generator))
+    episode = sampler_for(5, 1, 2, device).sample(3, generator)
     for order in ("fo", "so"):
-        grads = {}
-        for impl in (
-            Impl("ours", "maml", order),
-            Impl("obvious", "maml", order),
-            Impl("higher", "maml", order),
-        ):
-            built = make_step(impl, 5, 2, episode, dtype=torch.float64)
-            built.step()
-            grads[impl.name] = torch.cat([p.grad.flatten() for p in built.init])
-        reference = grads[f"obvious:maml {order.upper()}"]
-        for name, g in grads.items():
-            diff = ((g - reference).abs().max() / reference.abs().max()).item()
+        impls = [Impl(kind, "maml", order) for kind in ("ours", "obvious", "higher")]
+        for name, diff in gradient_differences(impls, episode).items():
             report.log(f"- {name}: max |g - g_obvious| / max |g_obvious| = {diff:.1e}")
 
 
@@ -211,7 +188,7 @@ def precision_check(report: Report, device: torch.device) -> None:
     report.log("## Precision: meta-gradient cosine to float64 (MAML FO, 20w1s, B=4)")
     for steps in (1, 5):
         episode = episode_for((20, 1, 1, 4, steps), device)
-        reference = _meta_gradient(_double(episode), steps, torch.float64, "fp32")
+        reference = _meta_gradient(as_float64(episode), steps, torch.float64, "fp32")
         for precision in inner.PRECISIONS:
             g = _meta_gradient(episode, steps, torch.float32, precision)
             cosine = torch.nn.functional.cosine_similarity(g, reference, dim=0).item()
@@ -225,16 +202,6 @@ def _meta_gradient(episode: Episode, steps: int, dtype, precision: str) -> torch
     built = make_step(Impl("ours", "maml", "fo", precision=precision), 20, steps, episode, dtype)
     built.step()
     return torch.cat([p.grad.flatten().double() for p in built.init])
-
-
-def _double(episode: Episode) -> Episode:
-    return Episode(
-        episode.support_x.double(),
-        episode.support_y,
-        episode.query_x.double(),
-        episode.query_y,
-        episode.n_way,
-    )
 
 
 def row_impls() -> list[Impl]:
@@ -344,7 +311,7 @@ def eval_section(report: Report, device: torch.device, smoke: bool, deadline: fl
     n_tasks = 20 if smoke else 300
     settings = [(5, 1, 10)] if smoke else [(20, 1, 50), (20, 5, 50), (200, 1, 10)]
     for n_way, k_shot, batch in settings:
-        tasks = sampler(n_way, k_shot, k_shot, device).fixed_tasks(n_tasks, seed=3, batch=batch)
+        tasks = sampler_for(n_way, k_shot, k_shot, device).fixed_tasks(n_tasks, seed=3, batch=batch)
         for algo in PROFILE_ORDER:
             if time.monotonic() > deadline:
                 continue
@@ -397,7 +364,6 @@ def cost_section(report: Report, device: torch.device, smoke: bool, deadline: fl
                 )
     mean_steps = statistics.mean(SEARCH_STEPS)
     batch_factor = statistics.mean(SEARCH_BATCHES) / 16
-    iterations = TRIALS * SEARCH_ITERATIONS + FINAL_ITERATIONS
     report.log(
         "| algorithm | s/it at B=16 (images per task, S: seconds) | paper profile, GPU-hours |"
     )
@@ -410,7 +376,7 @@ def cost_section(report: Report, device: torch.device, smoke: bool, deadline: fl
             if per_it is None:
                 hours = math.nan
                 break
-            hours += per_it * batch_factor * iterations / 3600
+            hours += per_it * batch_factor * PAPER_ITERATIONS / 3600
         if math.isnan(hours):
             missing.append(algo)
         else:

@@ -35,9 +35,16 @@ from pathlib import Path
 import torch
 
 from benchmarks import measure
+from benchmarks.common import (
+    PAPER_ITERATIONS,
+    PAPER_SETTINGS,
+    PROFILE_ORDER,
+    fmt,
+    gradient_differences,
+    sampler_for,
+)
 from benchmarks.implementations import Impl, make_step
 from metastress.algorithms import build
-from metastress.data.tasks import TaskSampler
 
 OUT = Path(__file__).parent / "out"
 ROWS = [(5, 1, 15, 32, 1), (20, 1, 5, 16, 5), (20, 5, 5, 16, 5), (100, 1, 1, 4, 5),
@@ -48,11 +55,6 @@ OURS = [
     ("maml", "fo"), ("maml", "so"), ("metasgd", "fo"), ("metasgd", "so"),
     ("taml", "fo"), ("taml", "so"), ("metalstm", "-"), ("metalstm_pp", "-"),
 ]  # fmt: skip
-PROFILE_ORDER = {"maml": "fo", "metasgd": "fo", "taml": "fo", "metalstm": "-", "metalstm_pp": "-"}
-PAPER_SETTINGS = [(20, 1), (20, 5), (40, 1), (40, 5), (60, 1), (80, 1), (100, 1), (150, 1),
-                  (175, 1), (200, 1)]  # fmt: skip
-PAPER_ITERATIONS = 30 * 5000 + 20000  # 30 search trials x 5000 + the final 20000
-CHARACTERS = 1200  # random "characters" in the image bank (>= the largest N)
 WARM_TASKS = 4  # tasks of the warm-up iteration (vmap warms up on all B: its shapes depend on B)
 
 
@@ -104,12 +106,6 @@ class Result:
         return 1.0 / self.median_s
 
 
-def sampler_for(n_way: int, k_shot: int, n_query: int) -> TaskSampler:
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (CHARACTERS, 20, 28, 28), generator=generator, dtype=torch.uint8)
-    return TaskSampler(images, n_way, k_shot, n_query)
-
-
 def run_row(threads, row, impls, budget_s, max_rounds, peak, matmul=False, log=print):
     """Warm-up (+ memory) round, then interleaved timed rounds; returns (results, matmul)."""
     n_way, k_shot, n_query, batch, steps = row
@@ -150,10 +146,6 @@ def ratio(results: list[Result], result: Result, kind: str) -> float | None:
     return None
 
 
-def fmt(value, spec=".2f", empty="-") -> str:
-    return empty if value is None else format(value, spec)
-
-
 def row_name(row) -> str:
     return "({},{},{},{},{})".format(*row)
 
@@ -180,19 +172,10 @@ def cross_check(log) -> float:
     """Largest relative difference of MAML meta-gradients (float64, tiny episode) between
     ours (auto, loop, vmap) and the obvious loop and higher, first and second order."""
     episode = sampler_for(5, 1, 2).sample(3, torch.Generator().manual_seed(2))
-    episode = type(episode)(
-        episode.support_x.double(), episode.support_y, episode.query_x.double(),
-        episode.query_y, episode.n_way)  # fmt: skip
     worst = 0.0
     for order in ("fo", "so"):
-        grads = {}
-        for impl in mode_impls((order,), modes=True) + [Impl("higher", "maml", order)]:
-            built = make_step(impl, 5, 2, episode, dtype=torch.float64)
-            built.step()
-            grads[impl.name] = torch.cat([p.grad.flatten() for p in built.init])
-        reference = grads[f"obvious:maml {order.upper()}"]
-        for name, g in grads.items():
-            diff = ((g - reference).abs().max() / reference.abs().max()).item()
+        impls = mode_impls((order,), modes=True) + [Impl("higher", "maml", order)]
+        for name, diff in gradient_differences(impls, episode).items():
             worst = max(worst, diff)
             log(f"  {name:24s} max |g - g_obvious| / max |g_obvious| = {diff:.1e}")
     return worst

@@ -1,18 +1,12 @@
 """End to end: Snakemake and DVC build the data phase from the mirror in a repository copy."""
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
+from workflow_helpers import run
 
 pytestmark = pytest.mark.slow
-
-
-def run(command, cwd):
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
 
 
 def test_snakemake_then_dvc_build_the_data(repo_copy):

@@ -9,12 +9,11 @@ nothing to do.
 """
 
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import yaml
+from workflow_helpers import run, tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -33,25 +32,6 @@ OUTPUTS = [
     f"models/{ALGO}.json",
 ]
 UP_TO_DATE = "Data and pipelines are up to date"
-
-
-def run(command, cwd) -> str:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def tiny_params(repo: Path) -> None:
-    """The tiny profile on two settings only (as test_pipeline.tiny_params)."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params["profile"] = "tiny"
-    params["experiments"].update(
-        fig2=["20w1s"],
-        fig3=[{"train": "20w5s", "test": "20w1s"}, {"train": "20w1s", "test": "20w5s"}],
-        fig4a={"train": "20w1s", "test": "20w5s"},
-    )
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def snapshot(repo: Path) -> dict[str, bytes]:

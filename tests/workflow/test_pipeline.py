@@ -1,39 +1,18 @@
 """End to end on the tiny profile: Snakemake builds every table and figure, DVC then knows
 them, and a change to one algorithm's params reruns only that algorithm's stages."""
 
-import subprocess
-
 import pandas as pd
 import pytest
-import yaml
+from workflow_helpers import run, tiny_params
 
 pytestmark = pytest.mark.slow
 
 ALGORITHMS = ["maml", "metasgd", "taml", "metalstm", "metalstm_pp"]
 
 
-def run(command, cwd):
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def tiny_params(repo):
-    """The tiny profile on two settings only, so the whole DAG runs in a few minutes."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params["profile"] = "tiny"
-    params["experiments"].update(
-        fig2=["20w1s"],
-        fig3=[{"train": "20w5s", "test": "20w1s"}, {"train": "20w1s", "test": "20w5s"}],
-        fig4a={"train": "20w1s", "test": "20w5s"},
-    )
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "commit", "-qam", "tiny profile"], repo)
-
-
 def test_every_table_and_figure_then_dvc(repo_copy):
     tiny_params(repo_copy)
+    run(["git", "commit", "-qam", "tiny profile"], repo_copy)
     run(["snakemake", "--cores", "2"], repo_copy)
 
     for name in ("fig1", "fig2", "fig3", "fig4a", "fig4b"):

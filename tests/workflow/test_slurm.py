@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+from workflow_helpers import tiny_params
 
 if TYPE_CHECKING:
     from slurm_cluster import SlurmCluster, SlurmJob
@@ -185,22 +186,6 @@ WORKFLOW_TARGETS = (f"models/{WORKFLOW_ALGO}/{WORKFLOW_SETTING}/model.pt",)
 SEARCH_TRIALS = 2  # a fan-out of two trials (the tiny profile itself may have one)
 
 
-def _tiny_cpu_params(repo: Path) -> None:
-    """The tiny profile on two settings (as test_pipeline.tiny_params) with SEARCH_TRIALS trials,
-    on the CPU, so that both runs compute the same numbers whatever devices they see."""
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params["profile"] = "tiny"
-    params["profiles"]["tiny"]["search_trials"] = SEARCH_TRIALS
-    params["protocol"]["device"] = "cpu"
-    params["experiments"].update(
-        fig2=["20w1s"],
-        fig3=[{"train": "20w5s", "test": "20w1s"}, {"train": "20w1s", "test": "20w5s"}],
-        fig4a={"train": "20w1s", "test": "20w5s"},
-    )
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def _assert_same(a, b, where: str = "") -> None:
     """Checkpoint contents equal: tensors torch.equal, numbers exact; wall-clock 'seconds'
     entries (the training log's timing column) are skipped."""
@@ -232,7 +217,8 @@ def test_search_and_training_through_sbatch_match_local_run(
     cluster = slurm_cluster
     env = {k: v for k, v in cluster.env.items() if not k.startswith("SNAKEMAKE_PROFILE")}
     env.update(OMNIGLOT_MIRROR=str(mirror), DVC_NO_ANALYTICS="1")
-    _tiny_cpu_params(repo_copy)
+    # on the CPU, so that both runs compute the same numbers whatever devices they see
+    tiny_params(repo_copy, search_trials=SEARCH_TRIALS, device="cpu")
     n_trials = SEARCH_TRIALS
 
     # the data stages once, locally; then a second copy of the repository, data included

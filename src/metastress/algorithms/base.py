@@ -89,7 +89,7 @@ class MetaLearner(nn.Module):
         chunk = self.tasks_per_chunk(episode)
         n_query = episode.query_y.numel()
         grads = [torch.zeros_like(p) for p in meta_params]
-        value, correct = 0.0, 0
+        value, correct = 0.0, 0  # become tensors: no device sync per chunk
         for start in range(0, n_tasks, chunk):
             part = episode.tasks(start, min(start + chunk, n_tasks))
             logits = self.predict(self.adapt(part.support_x, part.support_y), part.query_x)
@@ -101,9 +101,9 @@ class MetaLearner(nn.Module):
                 if g is not None:
                     total.add_(g)
             value = value + loss.detach()
-            correct += (logits.argmax(-1) == part.query_y).sum().item()
+            correct = correct + (logits.argmax(-1) == part.query_y).sum()
         loss = _WithGradient.apply(value, grads, *meta_params)
-        return loss, {"loss": loss.item(), "accuracy": correct / n_query}
+        return loss, {"loss": loss.item(), "accuracy": correct.item() / n_query}
 
     def tasks_per_chunk(self, episode: Episode) -> int:
         """Tasks whose meta-gradient graphs are alive at once in `eager_meta_loss`.
