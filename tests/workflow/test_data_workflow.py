@@ -10,10 +10,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_snakemake_then_dvc_build_the_data(repo_copy):
-    run(
+    log = run(
         ["snakemake", "--cores", "2", "data/processed/omniglot28.npz", "data/splits/paper.json"],
         repo_copy,
     )
+    # a plain `snakemake` picks up profiles/default (the greedy scheduler)
+    assert "Using workflow specific profile profiles/default" in log
     with np.load(repo_copy / "data/processed/omniglot28.npz") as npz:
         assert npz["images"].shape == (1623, 20, 28, 28)
     split = json.loads((repo_copy / "data/splits/paper.json").read_text())

@@ -1,0 +1,25 @@
+"""How jobs start: `python -m metastress` is the CLI, and the training and evaluation code
+imports no params-validation machinery (jsonschema), so a bare GPU image can run it."""
+
+import subprocess
+import sys
+
+
+def python(code_or_args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *code_or_args], capture_output=True, text=True)
+
+
+def test_python_dash_m_metastress_is_the_cli():
+    result = python(["-m", "metastress", "train", "--help"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: metastress train")
+
+
+def test_training_and_evaluation_do_not_import_jsonschema():
+    code = (
+        "import sys, metastress.cli, metastress.train, metastress.evaluate, metastress.search, "
+        "metastress.experiments; print('jsonschema' in sys.modules)"
+    )
+    result = python(["-c", code])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
