@@ -40,6 +40,7 @@ from benchmarks.common import (
 from benchmarks.implementations import Impl, make_step
 from metastress.algorithms import build, inner
 from metastress.data.tasks import Episode
+from metastress.malloc import keep_freed_memory
 from metastress.train import evaluate_tasks
 
 ROWS = [
@@ -427,6 +428,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     sections = args.sections.split(",")
     start = time.monotonic()
+    keep_freed_memory()  # as the `metastress` command does
     report = Report(args.out)
     header(report, torch.device(args.device), args)
     device = torch.device(args.device)

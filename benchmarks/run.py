@@ -45,6 +45,7 @@ from benchmarks.common import (
 )
 from benchmarks.implementations import Impl, make_step
 from metastress.algorithms import build
+from metastress.malloc import keep_freed_memory
 
 OUT = Path(__file__).parent / "out"
 ROWS = [(5, 1, 15, 32, 1), (20, 1, 5, 16, 5), (20, 5, 5, 16, 5), (100, 1, 1, 4, 5),
@@ -286,12 +287,14 @@ def main(argv=None) -> None:
 
     started = time.perf_counter()
     peak = measure.peak_memory_supported()
+    kept = keep_freed_memory()  # as the `metastress` command does, for every column alike
     log(f"# metastress benchmarks ({name})")
     log()
     log(f"- CPU: {measure.cpu_model()}, {platform.machine()}; torch {torch.__version__}, "
         f"Python {platform.python_version()}; command: {' '.join(sys.argv)}")  # fmt: skip
     log(f"- start: {time.strftime('%Y-%m-%d %H:%M:%S')}, {measure.load()}")
     log(f"- peak memory: {'VmHWM growth per iteration' if peak else 'NOT measured'}")
+    log(f"- glibc keeps freed memory (metastress.malloc): {'yes' if kept else 'NO'}")
     log()
     log("## Cross-check: the implementations compute the same meta-gradient (float64)")
     log()

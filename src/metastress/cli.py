@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from metastress.malloc import keep_freed_memory
+
 
 def _data_download(args: argparse.Namespace) -> None:
     from metastress.data.download import fetch_archives
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
 
         args.source = OFFICIAL_URL
     func: Callable[[argparse.Namespace], None] = args.func
+    keep_freed_memory()
     try:
         func(args)
     except (ValueError, RuntimeError, FileNotFoundError) as e:

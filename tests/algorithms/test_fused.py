@@ -69,6 +69,18 @@ def test_forward_tasks_equals_the_module_task_by_task(activation, double_backwar
         torch.testing.assert_close(g, w, **TOL)
 
 
+def test_forward_tasks_sees_images_changed_in_place():
+    """The first layer's image patches are computed once per image tensor, not once per call:
+    an in-place change of the images must not reuse them."""
+    generator = torch.Generator().manual_seed(1)
+    net = Conv4(4, hidden=6).double()
+    weights = {k: w[None] for k, w in init_weights(net).items()}
+    x = images_with_ties(1, 5, generator)
+    forward_tasks(weights, x)
+    x.mul_(0.5)
+    torch.testing.assert_close(forward_tasks(weights, x)[0], net(x[0]), **TOL)
+
+
 @pytest.mark.parametrize(("algo", "first_order"), FIRST_AND_SECOND_ORDER)
 def test_fused_equals_the_reference_loop(
     make_learner, make_episode, small_chunks, algo, first_order

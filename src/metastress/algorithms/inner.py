@@ -21,7 +21,8 @@ vmap trap) and the fused path never runs under vmap.
 
 Inner gradients come from `torch.func.grad_and_value`, which composes with ordinary autograd
 (second order comes free) and ignores an outer `torch.no_grad()`, so evaluation can adapt
-without building any meta-graph.
+without building any meta-graph. Fused chunks take them with `torch.autograd.grad` under the
+same rules (`_chunk_loss_and_grads`).
 
 References:
     Finn, Abbeel & Levine (2017). Model-Agnostic Meta-Learning for Fast Adaptation of Deep
@@ -258,14 +259,6 @@ def support_loss(
     return F.cross_entropy(logits, y)
 
 
-def _summed_support_loss(
-    net: nn.Module, weights: Weights, x: Tensor, y: Tensor, double_backward: bool
-) -> tuple[Tensor, Tensor]:
-    """(sum over tasks, per-task losses) of a chunk: the sum's gradient is each task's own."""
-    losses = support_loss(net, weights, x, y, double_backward)
-    return losses.sum(), losses
-
-
 def loss_and_grads(
     net: nn.Module, weights: Weights, x: Tensor, y: Tensor, first_order: bool
 ) -> tuple[Weights, Tensor]:
@@ -285,11 +278,35 @@ def loss_and_grads(
     if first_order:
         weights = {k: w.detach() for k, w in weights.items()}
     if x.dim() == 5:
-        grads, (_, losses) = grad_and_value(_summed_support_loss, argnums=1, has_aux=True)(
-            net, weights, x, y, not first_order
-        )
-        return grads, losses
+        return _chunk_loss_and_grads(net, weights, x, y, first_order)
     return grad_and_value(support_loss, argnums=1)(net, weights, x, y)
+
+
+def _chunk_loss_and_grads(
+    net: nn.Module, weights: Weights, x: Tensor, y: Tensor, first_order: bool
+) -> tuple[Weights, Tensor]:
+    """`loss_and_grads` of a fused chunk, with plain autograd: the chunk never runs under
+    vmap, and autograd passes the same image tensor at every step (so `conv4` computes its
+    image patches once per adaptation), where `torch.func` would wrap it anew each time.
+
+    Like `grad_and_value` it ignores an outer `torch.no_grad()`, and it builds a second-order
+    graph only when autograd is on outside and `first_order` is False.
+    """
+    second_order = not first_order and torch.is_grad_enabled()
+    leaves = {
+        k: w if second_order and w.requires_grad else w.detach().requires_grad_()
+        for k, w in weights.items()
+    }
+    with torch.enable_grad():
+        losses = support_loss(net, leaves, x, y, double_backward=second_order)  # (T,)
+        grads = torch.autograd.grad(
+            losses.sum(),  # each task's gradient is that of its own loss
+            list(leaves.values()),
+            create_graph=second_order,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+    return dict(zip(leaves, grads, strict=True)), losses if second_order else losses.detach()
 
 
 def task_logits(

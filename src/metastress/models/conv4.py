@@ -19,12 +19,15 @@ References:
     Networks. ICML.
 """
 
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+PARAMS = ("weight", "bias")
 BN_EPS = 1e-3  # the authors' value (TensorFlow's batch_norm default)
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -102,13 +105,14 @@ def forward_tasks(
     norm = _folded_batch_norm if double_backward else _native_batch_norm
     n_tasks, m = x.shape[:2]
     layers = sum(1 for name in weights if name.startswith("convs.") and name.endswith(".weight"))
-    h = _first_conv(weights["convs.0.weight"], weights["convs.0.bias"], x)  # (M, T*C, H, W)
-    for layer in range(layers):
-        if layer:
-            w = weights[f"convs.{layer}.weight"].flatten(0, 1)  # (T*C, C, 3, 3)
-            w = w.contiguous(memory_format=torch.channels_last)
-            b = weights[f"convs.{layer}.bias"].flatten()
-            h = F.conv2d(h, w, b, padding=1, groups=n_tasks)  # (M, T*C, H, W), channels last
+    first = [weights[f"{module}.0.{kind}"] for module in ("convs", "norms") for kind in PARAMS]
+    h = _first_conv_normed(*first, x, eps)  # (M, T*C, H, W), channels last
+    h = activation(F.max_pool2d(h, kernel_size=2))
+    for layer in range(1, layers):
+        w = weights[f"convs.{layer}.weight"].flatten(0, 1)  # (T*C, C, 3, 3)
+        w = w.contiguous(memory_format=torch.channels_last)
+        b = weights[f"convs.{layer}.bias"].flatten()
+        h = F.conv2d(h, w, b, padding=1, groups=n_tasks)  # (M, T*C, H, W), channels last
         gamma = weights[f"norms.{layer}.weight"].flatten()  # (T*C,)
         beta = weights[f"norms.{layer}.bias"].flatten()
         h = norm(h, gamma, beta, eps)
@@ -130,27 +134,85 @@ def _folded_batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Te
     return torch.addcmul(beta[:, None, None] - mean * scale, x, scale)
 
 
-def _first_conv(weight: Tensor, bias: Tensor, x: Tensor) -> Tensor:
-    """The first 3x3 convolution of T tasks as one batched matrix product over image patches.
+def _first_conv_normed(
+    weight: Tensor, bias: Tensor, gamma: Tensor, beta: Tensor, x: Tensor, eps: float
+) -> Tensor:
+    """The first 3x3 convolution and its batch norm, of T tasks, as one batched matrix product.
 
-    oneDNN's kernels are slow for one input channel; im2col + bmm is not, and its output is
+    With one input channel the convolution's output statistics follow from the 9x9 covariance
+    of the image patches: channel c's output is w_c . p + b_c, so its batch mean is
+    w_c . mean(p) + b_c and its variance w_c' Cov(p) w_c. Batch norm is then one scale and
+    shift of each channel's weights, so convolution and normalisation are a single im2col +
+    bmm, and the largest activation of the network is never normalised in a separate pass
+    (forward or backward). The conv bias cancels in the normalisation: its gradient is 0.
+    oneDNN's own kernels are slow for one input channel; the bmm is not, and its output is
     already channels-last.
 
     Args:
-        weight (Tensor): (T, C, C_in, 3, 3); bias (Tensor): (T, C); x (Tensor): (T, M, C_in, H, W).
+        weight (Tensor): (T, C, C_in, 3, 3); bias (Tensor): (T, C) of the convolution;
+        gamma, beta (Tensor): (T, C) batch-norm affine;
+        x (Tensor): (T, M, C_in, H, W); eps (float): batch-norm epsilon.
 
     Returns:
-        Tensor: (M, T*C, H, W) in channels-last memory.
+        Tensor: (M, T*C, H, W) in channels-last memory, batch-normalised per task.
     """
-    n_tasks, m, c_in, height, width = x.shape
+    n_tasks, m, _, height, width = x.shape
     c_out = weight.shape[1]
-    cols = F.unfold(x.flatten(0, 1), kernel_size=3, padding=1)  # (T*M, C_in*9, H*W)
-    cols = cols.view(n_tasks, m, c_in * 9, height * width).transpose(2, 3)
-    cols = cols.reshape(n_tasks, m * height * width, c_in * 9)  # (T, M*H*W, C_in*9)
-    kernel = weight.reshape(n_tasks, c_out, c_in * 9).transpose(1, 2)  # (T, C_in*9, C)
-    out = torch.baddbmm(bias[:, None, :], cols, kernel)  # (T, M*H*W, C)
+    patches = _patches(x)
+    kernel = weight.reshape(n_tasks, c_out, -1)  # (T, C, C_in*9)
+    var = (torch.bmm(kernel, patches.cov) * kernel).sum(2)  # (T, C)
+    scale = gamma * torch.rsqrt(var + eps)  # (T, C)
+    mean = torch.bmm(patches.mean, kernel.transpose(1, 2)).squeeze(1) + bias  # (T, C)
+    shift = beta + scale * (bias - mean)  # (T, C)
+    folded = (kernel * scale[:, :, None]).transpose(1, 2)  # (T, C_in*9, C)
+    out = torch.baddbmm(shift[:, None, :], patches.cols, folded)  # (T, M*H*W, C)
     out = out.view(n_tasks, m, height, width, c_out).permute(1, 2, 3, 0, 4)  # (M, H, W, T, C)
     return out.reshape(m, height, width, n_tasks * c_out).permute(0, 3, 1, 2)  # (M, T*C, H, W)
+
+
+@dataclass(frozen=True)
+class Patches:
+    """A chunk's 3x3 image patches (T, M*H*W, C_in*9), their mean (T, 1, C_in*9) and
+    covariance (T, C_in*9, C_in*9) over each task's images."""
+
+    cols: Tensor
+    mean: Tensor
+    cov: Tensor
+
+
+class _LastPatches:
+    """`Patches` of the image tensor seen last, while that tensor lives unmodified.
+
+    The inner loop runs the network on the same support images at every step; their patches
+    do not depend on the weights, so they are computed once per adaptation, not once per step.
+    """
+
+    def __init__(self):
+        self._images: weakref.ref | None = None
+        self._key: tuple = ()
+        self._patches: Patches | None = None
+
+    def __call__(self, x: Tensor) -> Patches:
+        key = (x._version, x.device, x.dtype)
+        if self._images is None or self._images() is not x or self._key != key:
+            self._patches = _compute_patches(x)
+            self._images, self._key = weakref.ref(x), key
+        return self._patches
+
+
+def _compute_patches(x: Tensor) -> Patches:
+    n_tasks, m, c_in, height, width = x.shape
+    with torch.autocast(x.device.type, enabled=False), torch.no_grad():
+        cols = F.unfold(x.flatten(0, 1), kernel_size=3, padding=1)  # (T*M, C_in*9, H*W)
+        cols = cols.view(n_tasks, m, c_in * 9, height * width).transpose(2, 3)
+        cols = cols.reshape(n_tasks, m * height * width, c_in * 9)  # (T, M*H*W, C_in*9)
+        mean = cols.mean(1, keepdim=True)  # (T, 1, C_in*9)
+        centred = cols - mean
+        cov = torch.bmm(centred.transpose(1, 2), centred) / cols.shape[1]
+    return Patches(cols, mean, cov)
+
+
+_patches = _LastPatches()
 
 
 def init_weights(model: nn.Module) -> dict[str, Tensor]:
