@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 _LIBC = ctypes.CDLL("libc.so.6")
@@ -65,6 +66,29 @@ def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
     return 2 * n**3 / median([timed(lambda: a @ b) for _ in range(repeats)]) / 1e9
+
+
+def conv_gflops(images: int = 100, hidden: int = 64, repeats: int = 5) -> float:
+    """float32 GFLOP/s of Conv-4's hidden 3x3 convolutions alone (14x14, 7x7 and 3x3 inputs,
+    channels-last, as the fused path runs them): forward, input and weight gradients.
+
+    The ceiling PyTorch's CPU convolution kernels set for a whole meta-iteration, whose other
+    operations (batch norm, max-pool, ReLU, the first layer, the head) are memory-bound.
+    """
+    layers = []
+    for size in (14, 7, 3):
+        x = torch.randn(images, hidden, size, size).contiguous(memory_format=torch.channels_last)
+        w = torch.randn(hidden, hidden, 3, 3).contiguous(memory_format=torch.channels_last)
+        layers.append((x.requires_grad_(), w.requires_grad_()))
+    flops = sum(3 * 2 * x.numel() * hidden * 9 for x, _ in layers)  # forward + two backward
+
+    def run() -> None:
+        for x, w in layers:
+            y = F.conv2d(x, w, padding=1)
+            torch.autograd.grad(y, (x, w), torch.ones_like(y))
+
+    run()
+    return flops / median([timed(run) for _ in range(repeats)]) / 1e9
 
 
 def count_flops(fn: Callable[[], None]) -> int:

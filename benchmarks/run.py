@@ -9,11 +9,12 @@ inner steps S), every implementation (benchmarks/implementations.py) is built on
 Conv-4 (hidden 64) and the same episode, then run in rounds inside this one process (one
 thread: every algorithm and both baselines; two threads: MAML against the obvious loop):
 
-1. warm-up: one meta-iteration of each with the same shapes but 1 inner step and at most
-   WARM_TASKS tasks (all B for vmap, whose shapes depend on B): primitives and caches;
+1. warm-up: one full meta-iteration of each, untimed, which also measures its peak memory
+   (measure.py; it first returns the process's free memory to the OS, so timing it would
+   charge every column for faulting its memory back in);
 2. timed rounds, the implementations interleaved within each round, so that a load change on
    this shared machine hits all of them alike; rounds stop at the row's time budget (>= 1
-   round, <= 3). Round 1 also measures each iteration's peak memory (measure.py).
+   round, <= 3).
 
 Reported: median seconds per meta-iteration over the timed rounds, meta-iterations/s, and
 ratios ours/baseline of iterations/s (> 1: ours is faster). Images are uniform random bytes
@@ -56,7 +57,6 @@ OURS = [
     ("maml", "fo"), ("maml", "so"), ("metasgd", "fo"), ("metasgd", "so"),
     ("taml", "fo"), ("taml", "so"), ("metalstm", "-"), ("metalstm_pp", "-"),
 ]  # fmt: skip
-WARM_TASKS = 4  # tasks of the warm-up iteration (vmap warms up on all B: its shapes depend on B)
 
 
 HEAVY_IMAGES = 3000  # B*N*(K+Q) above which higher's second-order column is left out (time)
@@ -108,31 +108,29 @@ class Result:
 
 
 def run_row(threads, row, impls, budget_s, max_rounds, peak, matmul=False, log=print):
-    """Warm-up (+ memory) round, then interleaved timed rounds; returns (results, matmul)."""
+    """Warm-up (+ memory) round, then interleaved timed rounds; returns (results, reference):
+    with `matmul`, reference is the median (matmul, convolutions alone) GFLOP/s of the rounds."""
     n_way, k_shot, n_query, batch, steps = row
     episode = sampler_for(n_way, k_shot, n_query).sample(batch, torch.Generator().manual_seed(1))
-    warm_episode = episode.tasks(0, min(batch, WARM_TASKS))
     results = []
     start = time.perf_counter()
-    for impl in impls:  # warm-up: same shapes, 1 inner step (and all B tasks only for vmap)
-        warm = episode if impl.task_mode == "vmap" else warm_episode
-        make_step(impl, n_way, 1, warm).step()
-        step = make_step(impl, n_way, steps, episode).step
-        results.append((Result(threads, row, impl), step))
-    log(f"  warm-up {time.perf_counter() - start:.0f} s; {measure.load()}")
-    matmul_gflops = []
+    for impl in impls:
+        result, step = Result(threads, row, impl), make_step(impl, n_way, steps, episode).step
+        _, result.peak_mib = measure.timed_with_peak(step, peak)
+        results.append((result, step))
+    log(f"  warm-up and memory {time.perf_counter() - start:.0f} s; {measure.load()}")
+    matmul_gflops, conv_gflops = [], []
     rounds, round_start = 0, time.perf_counter()
     while rounds < max_rounds and (rounds == 0 or time.perf_counter() - round_start < budget_s):
         if matmul:
             matmul_gflops.append(measure.matmul_gflops())
+            conv_gflops.append(measure.conv_gflops())
         for result, step in results:
-            seconds, peak_mib = measure.timed_with_peak(step, peak and rounds == 0)
-            result.times.append(seconds)
-            if rounds == 0:
-                result.peak_mib = peak_mib
+            result.times.append(measure.timed(step))
         rounds += 1
     log(f"  {rounds} timed round(s) in {time.perf_counter() - round_start:.0f} s; {measure.load()}")
-    return [r for r, _ in results], (measure.median(matmul_gflops) if matmul else None)
+    reference = (measure.median(matmul_gflops), measure.median(conv_gflops)) if matmul else None
+    return [r for r, _ in results], reference
 
 
 def ratio(results: list[Result], result: Result, kind: str) -> float | None:
@@ -365,15 +363,20 @@ def gflops_report(results, matmul, log) -> list[str]:
         f"meta-iteration: {flops['fo'] / 1e9:.0f} GFLOP first order, {flops['so'] / 1e9:.0f} "
         f"GFLOP second order (the obvious loop's count, used for every column)."
     )
-    lines += ["", "| threads | implementation | GFLOP/s | matmul GFLOP/s | % of matmul |",
-              "|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "| threads | implementation | GFLOP/s | matmul GFLOP/s | % of matmul "
+        "| convolutions alone, GFLOP/s (% of matmul) |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
         if r.row != GFLOP_ROW or r.impl.algo != "maml" or r.threads not in matmul:
             continue
         achieved = flops[r.impl.order] / r.median_s / 1e9
+        reference, conv = matmul[r.threads]
         lines.append(
-            f"| {r.threads} | {r.impl.name} | {achieved:.1f} | {matmul[r.threads]:.1f} | "
-            f"{100 * achieved / matmul[r.threads]:.0f}% |"
+            f"| {r.threads} | {r.impl.name} | {achieved:.1f} | {reference:.1f} | "
+            f"{100 * achieved / reference:.0f}% | {conv:.1f} ({100 * conv / reference:.0f}%) |"
         )
     for line in lines:
         log(line)
