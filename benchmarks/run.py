@@ -1,6 +1,6 @@
 """Meta-iterations/s, peak memory, GFLOP/s and a cost model, ours against the usual baselines.
 
-    .venv/bin/python -m benchmarks.run --results  # the table in benchmarks/results/ (27 min)
+    .venv/bin/python -m benchmarks.run --results  # the table in benchmarks/results/ (34 min)
     .venv/bin/python -m benchmarks.run --quick    # a smoke run: one row, one timed round
     .venv/bin/python -m benchmarks.run --modes    # also MAML's loop and vmap task modes
 
