@@ -4,6 +4,8 @@ float64 throughout; second-order meta-gradients included. FUSED_CHUNK_IMAGES is 
 that a meta-batch splits into uneven chunks (2 + 1 tasks) and chunking itself is exercised.
 """
 
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,7 @@ from torch.func import functional_call
 
 from metastress.algorithms import ALGORITHMS, HAND_OPTIMIZERS, inner
 from metastress.algorithms.inner import base_logits, map_tasks
+from metastress.models import conv4
 from metastress.models.conv4 import Conv4, forward_tasks, init_weights
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
@@ -79,6 +82,39 @@ def test_forward_tasks_sees_images_changed_in_place():
     forward_tasks(weights, x)
     x.mul_(0.5)
     torch.testing.assert_close(forward_tasks(weights, x)[0], net(x[0]), **TOL)
+
+
+def test_forward_tasks_in_two_threads_keeps_their_images_apart(monkeypatch):
+    """Each thread has its own patch cache: interleaved calls on different images from two
+    threads reuse their own images' patches (2 computations, not 4) and give their logits."""
+    generator = torch.Generator().manual_seed(2)
+    net = Conv4(4, hidden=6).double()
+    weights = {k: w[None] for k, w in init_weights(net).items()}
+    images = [images_with_ties(1, 5, generator) for _ in range(2)]
+    computed = []
+
+    def counted(x):
+        computed.append(x)
+        return compute(x)
+
+    compute = conv4._compute_patches
+    monkeypatch.setattr(conv4, "_compute_patches", counted)
+    barrier = threading.Barrier(2)
+    outputs = {}
+
+    def run(i):
+        forward_tasks(weights, images[i])
+        barrier.wait()  # both threads have called once before either calls again
+        outputs[i] = forward_tasks(weights, images[i])[0]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(computed) == 2
+    for i in range(2):
+        torch.testing.assert_close(outputs[i], net(images[i][0]), **TOL)
 
 
 @pytest.mark.parametrize(("algo", "first_order"), FIRST_AND_SECOND_ORDER)

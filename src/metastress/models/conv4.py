@@ -20,6 +20,7 @@ References:
     Networks. ICML.
 """
 
+import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -181,11 +182,12 @@ class Patches:
     cov: Tensor
 
 
-class _LastPatches:
+class _LastPatches(threading.local):
     """`Patches` of the image tensor seen last, while that tensor lives unmodified.
 
     The inner loop runs the network on the same support images at every step; their patches
     do not depend on the weights, so they are computed once per adaptation, not once per step.
+    One entry per thread, so that threads adapting different tasks never share it.
     """
 
     def __init__(self):
