@@ -1,9 +1,10 @@
 """What the CPU (run.py) and GPU (gpu.py) benchmarks share: the algorithms as params.yaml runs
-them, the paper's settings, random Omniglot-shaped tasks, the meta-gradient cross-check and
-number formatting."""
+them, the paper's settings, random Omniglot-shaped tasks, the meta-gradient cross-check, FLOP
+counts and number formatting."""
 
 import torch
 
+from benchmarks import measure
 from benchmarks.implementations import Impl, make_step
 from metastress.data.tasks import Episode, TaskSampler
 
@@ -41,6 +42,16 @@ def gradient_differences(impls: list[Impl], episode: Episode, steps: int = 2) ->
         impl.name: ((g - reference).abs().max() / reference.abs().max()).item()
         for impl, g in grads.items()
     }
+
+
+def meta_iteration_flops(row: tuple, order: str) -> int:
+    """FLOPs of one MAML meta-iteration on `row` (N, K, Q, B, S), counted by FlopCounterMode
+    on the obvious loop for one task and multiplied by B: the useful work every column is
+    credited with, whatever it computes on the way."""
+    n_way, k_shot, n_query, batch, steps = row
+    episode = sampler_for(n_way, k_shot, n_query).sample(1, torch.Generator().manual_seed(1))
+    built = make_step(Impl("obvious", "maml", order), n_way, steps, episode)
+    return measure.count_flops(built.step) * batch
 
 
 def fmt(value, spec=".2f", empty="-") -> str:

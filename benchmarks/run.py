@@ -42,6 +42,7 @@ from benchmarks.common import (
     PROFILE_ORDER,
     fmt,
     gradient_differences,
+    meta_iteration_flops,
     sampler_for,
 )
 from benchmarks.implementations import Impl, make_step
@@ -346,15 +347,10 @@ def main(argv=None) -> None:
 
 def gflops_report(results, matmul, log) -> list[str]:
     """Achieved GFLOP/s of the MAML columns on GFLOP_ROW from FlopCounterMode counts."""
-    from benchmarks.implementations import make_step as build_step
-
     lines = []
-    n_way, k_shot, n_query, batch, steps = GFLOP_ROW
+    n_way, k_shot, n_query, _, _ = GFLOP_ROW
     episode = sampler_for(n_way, k_shot, n_query).sample(1, torch.Generator().manual_seed(1))
-    flops = {}
-    for order in ("fo", "so"):  # the obvious loop's FLOPs for one task, times B
-        built = build_step(Impl("obvious", "maml", order), n_way, steps, episode)
-        flops[order] = measure.count_flops(built.step) * batch
+    flops = {order: meta_iteration_flops(GFLOP_ROW, order) for order in ("fo", "so")}
     forward = measure.count_flops(lambda: build("maml", n_way, {}, 0).net(episode.support_x[0][:1]))
     log()
     log(f"## GFLOP/s on {row_name(GFLOP_ROW)}")

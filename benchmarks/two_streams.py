@@ -17,12 +17,11 @@ import time
 import torch
 
 from benchmarks import measure
-from benchmarks.common import sampler_for
+from benchmarks.common import meta_iteration_flops, sampler_for
 from benchmarks.implementations import Impl, make_step
 from metastress.malloc import keep_freed_memory
 
 ROW = (20, 5, 5, 16, 5)
-FO_GFLOP = 557  # one first-order meta-iteration on ROW (benchmarks/results/cpu.md)
 ROUNDS = 3
 
 
@@ -64,10 +63,11 @@ def main() -> None:
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
+    flops = meta_iteration_flops(ROW, "fo")
     reference = statistics.median(matmul)
     print(f"2-thread matmul: {reference:.1f} GFLOP/s")
     for name, seconds in times.items():
-        gflops = FO_GFLOP / statistics.median(seconds)
+        gflops = flops / statistics.median(seconds) / 1e9
         rounded = ", ".join(f"{s:.2f}" for s in seconds)
         print(f"{name:29s} s/iteration {rounded}: {gflops:.1f} GFLOP/s, {gflops / reference:.0%}")
 

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-PARAMS = ("weight", "bias")
 BN_EPS = 1e-3  # the authors' value (TensorFlow's batch_norm default)
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -107,8 +106,14 @@ def forward_tasks(
     norm = _folded_batch_norm if double_backward else _native_batch_norm
     n_tasks, m = x.shape[:2]
     layers = sum(1 for name in weights if name.startswith("convs.") and name.endswith(".weight"))
-    first = [weights[f"{module}.0.{kind}"] for module in ("convs", "norms") for kind in PARAMS]
-    h = _first_conv_normed(*first, x, eps)  # (M, T*C, H, W), channels last
+    h = _first_conv_normed(
+        weights["convs.0.weight"],
+        weights["convs.0.bias"],
+        weights["norms.0.weight"],
+        weights["norms.0.bias"],
+        x,
+        eps,
+    )  # (M, T*C, H, W), channels last
     h = activation(F.max_pool2d(h, kernel_size=2))
     for layer in range(1, layers):
         w = weights[f"convs.{layer}.weight"].flatten(0, 1)  # (T*C, C, 3, 3)
