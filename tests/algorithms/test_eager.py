@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from metastress.algorithms import inner
+from metastress.algorithms import base, inner
 from metastress.data.tasks import Episode
+from metastress.workers import map_ordered
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 CASES = [
@@ -42,6 +43,30 @@ def test_eager_meta_gradient_equals_the_full_graph(
     torch.testing.assert_close(eager[0], graph[0], **TOL)
     torch.testing.assert_close(eager[1], graph[1], **TOL)
     assert eager[2] == pytest.approx(graph[2], rel=1e-9)
+
+
+@pytest.mark.parametrize(("algo", "config"), CASES)
+def test_chunks_on_two_threads_give_the_one_thread_meta_gradient_bit_for_bit(
+    make_learner, make_episode, one_task_chunks, monkeypatch, algo, config
+):
+    """With two threads, fused chunks run at once on one-thread workers and their gradients
+    are summed in chunk order: the result is that of one thread, not just close to it."""
+    episode = make_episode(n_tasks=4)
+    learner = make_learner(algo, task_mode="fused", **config)
+    one_thread = gradients_and_metrics(learner, episode, eager=True)
+    ran_on = []
+    monkeypatch.setattr(
+        base,
+        "map_ordered",
+        lambda fn, items, device: ran_on.append(len(items)) or map_ordered(fn, items, device),
+    )
+    torch.set_num_threads(2)
+    two_threads = gradients_and_metrics(learner, episode, eager=True)
+    assert ran_on == [4]
+    assert torch.equal(two_threads[0], one_thread[0])
+    for name, grad in one_thread[1].items():
+        assert torch.equal(two_threads[1][name], grad), name
+    assert two_threads[2] == one_thread[2]
 
 
 def test_eager_loss_scales_its_gradient_and_needs_no_graph_under_no_grad(make_learner, episode):

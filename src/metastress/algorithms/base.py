@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from metastress.algorithms import inner
 from metastress.data.tasks import Episode
+from metastress.workers import map_ordered
 
 FastWeights = dict[str, Tensor]  # name -> (B, *parameter_shape), one slice per task
 
@@ -88,20 +89,28 @@ class MetaLearner(nn.Module):
         n_tasks = len(episode)
         chunk = self.tasks_per_chunk(episode)
         n_query = episode.query_y.numel()
-        grads = [torch.zeros_like(p) for p in meta_params]
-        value, correct = 0.0, 0  # become tensors: no device sync per chunk
-        for start in range(0, n_tasks, chunk):
+
+        def chunk_terms(start: int) -> tuple[tuple[Tensor | None, ...], Tensor, Tensor]:
             part = episode.tasks(start, min(start + chunk, n_tasks))
             logits = self.predict(self.adapt(part.support_x, part.support_y), part.query_x)
             ce = F.cross_entropy(logits.flatten(0, 1), part.query_y.flatten(), reduction="sum")
             loss = ce / n_query  # this chunk's share of the mean
-            for total, g in zip(
-                grads, torch.autograd.grad(loss, meta_params, allow_unused=True), strict=True
-            ):
+            grads = torch.autograd.grad(loss, meta_params, allow_unused=True)
+            return grads, loss.detach(), (logits.argmax(-1) == part.query_y).sum()
+
+        starts = range(0, n_tasks, chunk)
+        device = episode.support_x.device
+        # fused chunks share no module state, so on the CPU they run at once, one thread each
+        at_once = inner.resolve_task_mode(self.config.task_mode, device) == "fused"
+        terms = map_ordered(chunk_terms, starts, device) if at_once else map(chunk_terms, starts)
+        grads = [torch.zeros_like(p) for p in meta_params]
+        value, correct = 0.0, 0  # become tensors: no device sync per chunk
+        for chunk_grads, chunk_loss, chunk_correct in terms:  # in chunk order: reproducible
+            for total, g in zip(grads, chunk_grads, strict=True):
                 if g is not None:
                     total.add_(g)
-            value = value + loss.detach()
-            correct = correct + (logits.argmax(-1) == part.query_y).sum()
+            value = value + chunk_loss
+            correct = correct + chunk_correct
         loss = _WithGradient.apply(value, grads, *meta_params)
         return loss, {"loss": loss.item(), "accuracy": correct.item() / n_query}
 

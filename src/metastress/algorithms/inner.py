@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from metastress.models.conv4 import ACTIVATIONS, Conv4, forward_tasks
+from metastress.workers import map_ordered
 
 Weights = dict[str, Tensor]  # name -> parameter-shaped tensor, one task's base learner
 TASK_MODES = ("auto", "loop", "vmap", "fused")
@@ -167,15 +168,18 @@ def map_tasks(
     n_tasks = _batch_size(args, in_dims)
     if task_mode == "fused":
         chunk = chunk or _tasks_per_chunk(args, in_dims)
-        outputs = [
-            fn(
+
+        def run_chunk(start: int) -> Any:
+            stop = min(start + chunk, n_tasks)
+            return fn(
                 *(
                     _expand(a, stop - start) if d is None else _take(a, slice(start, stop))
                     for a, d in zip(args, in_dims, strict=True)
                 )
             )
-            for start, stop in ((s, min(s + chunk, n_tasks)) for s in range(0, n_tasks, chunk))
-        ]
+
+        device = _first_batched(args, in_dims).device
+        outputs = map_ordered(run_chunk, range(0, n_tasks, chunk), device)
         if len(outputs) == 1:
             return outputs[0]
         combine = torch.cat
@@ -213,10 +217,13 @@ def _tasks_per_chunk(args: tuple, in_dims: tuple) -> int:
 
 
 def _batch_size(args: tuple, in_dims: tuple) -> int:
+    return _first_batched(args, in_dims).shape[0]
+
+
+def _first_batched(args: tuple, in_dims: tuple) -> Tensor:
     for arg, dim in zip(args, in_dims, strict=True):
         if dim is not None:
-            first = next(iter(arg.values())) if isinstance(arg, dict) else arg
-            return first.shape[0]
+            return next(iter(arg.values())) if isinstance(arg, dict) else arg
     raise ValueError(f"map_tasks needs at least one batched argument, got in_dims={in_dims}")
 
 
