@@ -43,12 +43,18 @@ def images_with_ties(n_tasks, m, generator):
     return x
 
 
+@pytest.mark.parametrize("images_per_block", [None, 2])  # None: all 5 at once; 2: 2 + 2 + 1
 @pytest.mark.parametrize("double_backward", [False, True])
 @pytest.mark.parametrize("activation", ["relu", "softplus"])
-def test_forward_tasks_equals_the_module_task_by_task(activation, double_backward):
+def test_forward_tasks_equals_the_module_task_by_task(
+    monkeypatch, activation, double_backward, images_per_block
+):
     generator = torch.Generator().manual_seed(0)
-    n_tasks, m = 3, 5
-    net = Conv4(4, hidden=6, activation=activation).double()
+    n_tasks, m, hidden = 3, 5, 6
+    if images_per_block is not None:  # the first block's full-size activations, in float64
+        block_bytes = images_per_block * 28 * 28 * n_tasks * hidden * 8
+        monkeypatch.setattr(conv4, "FIRST_BLOCK_BYTES", block_bytes)
+    net = Conv4(4, hidden=hidden, activation=activation).double()
     per_task = [
         {
             k: (w + 0.1 * torch.randn(w.shape, generator=generator, dtype=w.dtype)).requires_grad_()

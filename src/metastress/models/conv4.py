@@ -30,6 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 BN_EPS = 1e-3  # the authors' value (TensorFlow's batch_norm default)
+# Full-size first-layer activations per block of images in `forward_tasks`: 2-4 MiB per
+# block measured best on a 2-core EPYC (512 KiB L2 per core, 32 MiB shared L3)
+FIRST_BLOCK_BYTES = 4 << 20
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": F.relu,
@@ -106,15 +109,15 @@ def forward_tasks(
     norm = _folded_batch_norm if double_backward else _native_batch_norm
     n_tasks, m = x.shape[:2]
     layers = sum(1 for name in weights if name.startswith("convs.") and name.endswith(".weight"))
-    h = _first_conv_normed(
+    h = _first_block(
         weights["convs.0.weight"],
         weights["convs.0.bias"],
         weights["norms.0.weight"],
         weights["norms.0.bias"],
         x,
         eps,
-    )  # (M, T*C, H, W), channels last
-    h = activation(F.max_pool2d(h, kernel_size=2))
+        activation,
+    )  # (M, T*C, H/2, W/2), channels last
     for layer in range(1, layers):
         w = weights[f"convs.{layer}.weight"].flatten(0, 1)  # (T*C, C, 3, 3)
         w = w.contiguous(memory_format=torch.channels_last)
@@ -141,10 +144,17 @@ def _folded_batch_norm(x: Tensor, gamma: Tensor, beta: Tensor, eps: float) -> Te
     return torch.addcmul(beta[:, None, None] - mean * scale, x, scale)
 
 
-def _first_conv_normed(
-    weight: Tensor, bias: Tensor, gamma: Tensor, beta: Tensor, x: Tensor, eps: float
+def _first_block(
+    weight: Tensor,
+    bias: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+    x: Tensor,
+    eps: float,
+    activation: Callable[[Tensor], Tensor],
 ) -> Tensor:
-    """The first 3x3 convolution and its batch norm, of T tasks, as one batched matrix product.
+    """The first block (3x3 convolution, batch norm, max-pool, activation) of T tasks, the
+    convolution and its batch norm as one batched matrix product.
 
     With one input channel the convolution's output statistics follow from the 9x9 covariance
     of the image patches: channel c's output is w_c . p + b_c, so its batch mean is
@@ -153,15 +163,19 @@ def _first_conv_normed(
     bmm, and the largest activation of the network is never normalised in a separate pass
     (forward or backward). The conv bias cancels in the normalisation: its gradient is 0.
     oneDNN's own kernels are slow for one input channel; the bmm is not, and its output is
-    already channels-last.
+    already channels-last. Knowing the statistics beforehand also lets the images go through
+    in blocks of about FIRST_BLOCK_BYTES of full-size activations, which stay in the cache
+    from the bmm to the pooling (forward) and from the pooling's gradient to the weights'
+    (backward): 25-35% faster for this block, most with two workers sharing the L3.
 
     Args:
         weight (Tensor): (T, C, C_in, 3, 3); bias (Tensor): (T, C) of the convolution;
         gamma, beta (Tensor): (T, C) batch-norm affine;
-        x (Tensor): (T, M, C_in, H, W); eps (float): batch-norm epsilon.
+        x (Tensor): (T, M, C_in, H, W); eps (float): batch-norm epsilon;
+        activation (callable): monotone, applied after pooling.
 
     Returns:
-        Tensor: (M, T*C, H, W) in channels-last memory, batch-normalised per task.
+        Tensor: (M, T*C, H/2, W/2) in channels-last memory.
     """
     n_tasks, m, _, height, width = x.shape
     c_out = weight.shape[1]
@@ -172,9 +186,17 @@ def _first_conv_normed(
     mean = torch.bmm(patches.mean, kernel.transpose(1, 2)).squeeze(1) + bias  # (T, C)
     shift = beta + scale * (bias - mean)  # (T, C)
     folded = (kernel * scale[:, :, None]).transpose(1, 2)  # (T, C_in*9, C)
-    out = torch.baddbmm(shift[:, None, :], patches.cols, folded)  # (T, M*H*W, C)
-    out = out.view(n_tasks, m, height, width, c_out).permute(1, 2, 3, 0, 4)  # (M, H, W, T, C)
-    return out.reshape(m, height, width, n_tasks * c_out).permute(0, 3, 1, 2)  # (M, T*C, H, W)
+    cols = patches.cols.view(n_tasks, m, height * width, -1)  # (T, M, H*W, C_in*9)
+    per_block = max(1, FIRST_BLOCK_BYTES // (height * width * n_tasks * c_out * x.element_size()))
+    pooled = []
+    for start in range(0, m, per_block):
+        images = cols[:, start : start + per_block]  # (T, b, H*W, C_in*9)
+        b = images.shape[1]
+        out = torch.baddbmm(shift[:, None, :], images.flatten(1, 2), folded)  # (T, b*H*W, C)
+        out = out.view(n_tasks, b, height, width, c_out).permute(1, 2, 3, 0, 4)  # (b, H, W, T, C)
+        out = out.reshape(b, height, width, n_tasks * c_out).permute(0, 3, 1, 2)  # (b, T*C, H, W)
+        pooled.append(activation(F.max_pool2d(out, kernel_size=2)))
+    return torch.cat(pooled)  # (M, T*C, H/2, W/2)
 
 
 @dataclass(frozen=True)
