@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from metastress.algorithms import base, inner
+from metastress import workers
+from metastress.algorithms import inner
 from metastress.data.tasks import Episode
-from metastress.workers import map_ordered
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 CASES = [
@@ -54,15 +54,17 @@ def test_chunks_on_two_threads_give_the_one_thread_meta_gradient_bit_for_bit(
     episode = make_episode(n_tasks=4)
     learner = make_learner(algo, task_mode="fused", **config)
     one_thread = gradients_and_metrics(learner, episode, eager=True)
-    ran_on = []
-    monkeypatch.setattr(
-        base,
-        "map_ordered",
-        lambda fn, items, device: ran_on.append(len(items)) or map_ordered(fn, items, device),
-    )
+    mapped = []  # (items, the caller's threads) of every map_ordered call
+    map_ordered = workers.map_ordered
+
+    def recorded(fn, items, device):
+        mapped.append((len(items), torch.get_num_threads()))
+        return map_ordered(fn, items, device)
+
+    monkeypatch.setattr(workers, "map_ordered", recorded)
     torch.set_num_threads(2)
     two_threads = gradients_and_metrics(learner, episode, eager=True)
-    assert ran_on == [4]
+    assert mapped[0] == (4, 2)  # the meta-batch's 4 chunks, given to 2 workers
     assert torch.equal(two_threads[0], one_thread[0])
     for name, grad in one_thread[1].items():
         assert torch.equal(two_threads[1][name], grad), name

@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metastress import workers
 from metastress.algorithms import inner
 from metastress.data.tasks import Episode
-from metastress.workers import map_ordered
 
 FastWeights = dict[str, Tensor]  # name -> (B, *parameter_shape), one slice per task
 
@@ -100,9 +100,11 @@ class MetaLearner(nn.Module):
 
         starts = range(0, n_tasks, chunk)
         device = episode.support_x.device
-        # fused chunks share no module state, so on the CPU they run at once, one thread each
-        at_once = inner.resolve_task_mode(self.config.task_mode, device) == "fused"
-        terms = map_ordered(chunk_terms, starts, device) if at_once else map(chunk_terms, starts)
+        if inner.resolve_task_mode(self.config.task_mode, device) == "fused":
+            # no module state is shared, so on the CPU the chunks run at once, one thread each
+            terms = workers.map_ordered(chunk_terms, starts, device)
+        else:
+            terms = map(chunk_terms, starts)
         grads = [torch.zeros_like(p) for p in meta_params]
         value, correct = 0.0, 0  # become tensors: no device sync per chunk
         for chunk_grads, chunk_loss, chunk_correct in terms:  # in chunk order: reproducible

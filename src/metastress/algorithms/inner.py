@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
+from metastress import workers
 from metastress.models.conv4 import ACTIVATIONS, Conv4, forward_tasks
-from metastress.workers import map_ordered
 
 Weights = dict[str, Tensor]  # name -> parameter-shaped tensor, one task's base learner
 TASK_MODES = ("auto", "loop", "vmap", "fused")
@@ -179,7 +179,7 @@ def map_tasks(
             )
 
         device = _first_batched(args, in_dims).device
-        outputs = map_ordered(run_chunk, range(0, n_tasks, chunk), device)
+        outputs = workers.map_ordered(run_chunk, range(0, n_tasks, chunk), device)
         if len(outputs) == 1:
             return outputs[0]
         combine = torch.cat
