@@ -84,7 +84,9 @@ class MetaLearner(nn.Module):
         The mean query loss is a sum over tasks, so its gradient is the sum of the chunks'
         gradients. Keeping all B tasks' graphs until one backward made MetaLSTM++ need 8 GB at
         20-way, B=16, and 200-way second-order MAML 89 GB at B=32 (benchmarks/RESULTS.md).
-        The returned loss must not be differentiated twice.
+        Fused chunks run at once on one-thread CPU workers (one graph alive per worker), and
+        their gradients are summed in chunk order: with several chunks the result is the same,
+        bit for bit, at any thread count. The returned loss must not be differentiated twice.
         """
         n_tasks = len(episode)
         chunk = self.tasks_per_chunk(episode)

@@ -11,8 +11,10 @@ of three task modes:
   (weights (T, *shape), images (T, M, C, H, W)); the base learner then runs as
   `conv4.forward_tasks`, a CPU-tuned Conv-4 (grouped convolutions, channels-last, native batch
   norm). A chunk holds about FUSED_CHUNK_IMAGES images, so small tasks are grouped and large
-  ones run one at a time (cache-sized). Per-task functions therefore use only elementwise
-  updates and `loss_and_grads` / `task_logits`, which dispatch on the images' rank.
+  ones run one at a time (cache-sized); with several CPU threads, chunks run at once, one
+  thread each (`workers.map_ordered`). Per-task functions therefore use only elementwise
+  updates and `loss_and_grads` / `task_logits`, which dispatch on the images' rank, and
+  change no shared state.
 
 `"auto"` picks, per device, the mode measured fastest (see `resolve_task_mode` and
 benchmarks/RESULTS.md). All modes give the same numbers up to rounding, second-order

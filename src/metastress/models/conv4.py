@@ -12,8 +12,9 @@ because `torch.func.vmap` over `F.batch_norm` returns wrong second-order gradien
 CPU speed (the "fused" task mode; never run under vmap): tasks stacked on the channel axis
 (grouped convolutions), channels-last memory, the native batch norm kernel, pooling before the
 activation (exact for monotone activations), and the one-channel first layer with its batch
-norm folded in, as one matrix product over image patches computed once per image tensor. It
-equals `Conv4.forward` task by task up to rounding (tests/algorithms).
+norm folded in, as one matrix product over image patches computed once per image tensor, run
+in cache-sized blocks of images. It equals `Conv4.forward` task by task up to rounding
+(tests/algorithms).
 
 References:
     Finn, Abbeel & Levine (2017). Model-Agnostic Meta-Learning for Fast Adaptation of Deep
