@@ -45,6 +45,11 @@ def config(algo, **overrides):
     )
     if algo == "metalstm":
         fields["meta_lr"] = 0.002  # one update per task: smaller steps than per meta-batch
+    if algo == "metalstm_pp":
+        # It learns its optimizer too, and plateaus near 45% for 150 iterations on some
+        # trajectories (a rounding change decides which); at 300 it reached 69-83% in two
+        # seeds x {loop, fused}.
+        fields["iterations"] = 300
     fields.update(overrides)
     return TrainConfig(**fields)
 
@@ -52,9 +57,10 @@ def config(algo, **overrides):
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ALGORITHMS)
 def test_learns_5way_1shot_from_chance_to_60_percent(algo, processed_path, split_path, tmp_path):
-    summary = train(config(algo), processed_path, split_path, tmp_path / algo)
+    settings = config(algo)
+    summary = train(settings, processed_path, split_path, tmp_path / algo)
     rows = (tmp_path / algo / "metrics.tsv").read_text().splitlines()
-    assert len(rows) == 1 + summary["iterations"] == 151
+    assert len(rows) == 1 + summary["iterations"] == 1 + settings.iterations
     assert summary["best_val_accuracy"] >= 0.6, summary  # chance is 0.2
 
 
