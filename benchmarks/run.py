@@ -315,11 +315,18 @@ def main(argv=None) -> None:
             log(f"## {threads} thread(s), (N,K,Q,B,S) = {row_name(row)}: {len(impls)} columns")
             if left_out:
                 log(f"  not run on this row (time budget): {', '.join(left_out)}")
-            target = row == GFLOP_ROW and threads > 1  # the GFLOP target's row: a median of 3
+            is_target = row == GFLOP_ROW and threads > 1  # the GFLOP target: a median of 3
             row_results, gflops = run_row(
-                threads, row, impls, budget, max_rounds, peak, matmul=row == GFLOP_ROW,
-                min_rounds=max_rounds if target else 1, log=log,
-            )  # fmt: skip
+                threads,
+                row,
+                impls,
+                budget,
+                max_rounds,
+                peak,
+                matmul=row == GFLOP_ROW,
+                min_rounds=max_rounds if is_target else 1,
+                log=log,
+            )
             if gflops is not None:
                 matmul[threads] = gflops
             results += row_results
