@@ -199,6 +199,7 @@ def test_fig3_error_bars_stop_at_0_and_100_percent(write_eval, tmp_path, monkeyp
     assert [end for _, low, high in drawn for end in (low, high)] == pytest.approx(
         [93, 100, 0, 7, 45, 55] * 2
     )
+    assert ax.get_ylim() == (0, 101)  # the axis stops just above 100% too
 
 
 def test_fig3_refuses_a_transfer_without_its_in_setting_results(write_eval, tmp_path):
