@@ -10,6 +10,7 @@ from metastress.report.significance import (
     compare_with_best,
     holm,
     mark_best,
+    merge_ties,
     paired_p_value,
 )
 
@@ -46,6 +47,30 @@ def test_identical_accuracies_and_float_noise_are_no_difference():
     assert paired_p_value(BEST, BEST) == 1.0
     noisy = np.full(5, 0.1) + np.full(5, 0.2)  # 0.30000000000000004, a tie in exact arithmetic
     assert paired_p_value(np.full(5, 0.3), noisy) == 1.0
+
+
+def test_float32_accuracies_keep_the_ties_of_exact_arithmetic():
+    """Every task differs by exactly 0.05 (one of 20 queries), one task the other way.
+
+    All six sizes tie, so each signed rank is 3.5 and W- = 3.5 * (tasks against the best):
+    P(W- <= 3.5) = P(at most 1 of 6 signs negative) = 7/64, two-sided 14/64. Ranked apart by
+    float32 noise the same data gave 6/64.
+    """
+    a = np.float32([0.95, 0.10, 0.55, 0.30, 0.80, 0.45]).astype(float)
+    b = np.float32([0.90, 0.05, 0.50, 0.35, 0.75, 0.40]).astype(float)
+    assert len(set(np.abs(a - b))) > 1  # the noise is there to be merged
+    assert paired_p_value(a, b) == pytest.approx(14 / 64)
+
+
+def test_merge_ties_groups_sizes_by_their_gaps_not_by_rounding():
+    a = np.float32([1 / 42, 23 / 42, 3 / 42, 0.5, 0.25]).astype(float)
+    b = np.float32([0 / 42, 22 / 42, 4 / 42, 0.5, 0.25 + 3e-8]).astype(float)
+    assert np.round(a[0] - b[0], 6) != np.round(a[1] - b[1], 6)  # what rounding would do
+    merged = merge_ties(a - b)
+    assert merged[0] == merged[1] == -merged[2] > 0  # three differences of 1/42
+    assert merged[0] == pytest.approx(1 / 42, abs=1e-7)  # float32 1/42, not the exact one
+    assert merged[3] == merged[4] == 0.0
+    assert merge_ties(np.zeros(3)).tolist() == [0.0] * 3
 
 
 def test_clearly_better_is_significant_and_a_tie_is_not():

@@ -25,9 +25,9 @@ from metastress.report.data import ReportInputError
 
 ALPHA = 0.05  # family-wise error rate per setting
 ZERO_METHOD = "pratt"
-# Differences are rounded before ranking, so that float noise in `a - b` cannot split a tie
-# (scipy's advice); accuracies are fractions, so 9 decimals keep every real difference.
-DECIMALS = 9
+# Per-task accuracies are float32 fractions (correct / queries): equal differences can differ
+# by ~1e-7, while real ones differ by at least 1 / (queries * seeds), far above 1e-6.
+TIE_TOLERANCE = 1e-6
 SIGNIFICANCE_NOTE = (
     "paired two-sided Wilcoxon signed-rank test over the shared test tasks with Pratt's "
     f"handling of zero differences, Holm-corrected within the setting, α = {ALPHA}"
@@ -60,10 +60,29 @@ def paired_p_value(a: Sequence[float], b: Sequence[float]) -> float:
             f"paired accuracies must be two flat sequences over the same tasks, got shapes "
             f"{a.shape} and {b.shape}"
         )
-    differences = np.round(a - b, DECIMALS)
+    differences = merge_ties(a - b)
     if not differences.any():
         return 1.0  # identical on every task: no evidence of a difference
     return float(wilcoxon(differences, zero_method=ZERO_METHOD).pvalue)
+
+
+def merge_ties(differences: np.ndarray, tolerance: float = TIE_TOLERANCE) -> np.ndarray:
+    """Differences whose sizes lie within `tolerance` of the next smaller one get one size.
+
+    The ranks must see the ties of exact arithmetic: with float32 accuracies 0.95 - 0.9 and
+    0.1 - 0.05 differ by 2e-8 and would be ranked apart. Rounding to fixed decimals (scipy's
+    advice) still splits values that straddle a rounding boundary (1/42 - 0 and 23/42 - 22/42
+    give 0.023810 and 0.023809 at 6 decimals), so the sorted sizes are grouped by their gaps
+    instead, each group taking its smallest size; sizes within `tolerance` of 0 become 0.
+    """
+    sizes = np.abs(differences)
+    order = np.argsort(sizes, kind="stable")
+    ranked = sizes[order]
+    opens = np.diff(ranked, prepend=0.0) > tolerance  # where a new group of sizes begins
+    opener = np.maximum.accumulate(np.where(opens, np.arange(len(ranked)), -1))  # -1: zeros
+    merged = np.empty_like(sizes)
+    merged[order] = np.where(opener >= 0, ranked[np.maximum(opener, 0)], 0.0)
+    return np.sign(differences) * merged
 
 
 def compare_with_best(
