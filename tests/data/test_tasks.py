@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from metastress.data.tasks import TaskSampler, rotate_quarter_turns
+from metastress.data.tasks import TaskSampler, rotate_quarter_turns, to_ink
 
 
 def coded_images(n_characters=30):
@@ -15,6 +15,11 @@ def coded_images(n_characters=30):
 
 def sample(sampler, batch=4, seed=0):
     return sampler.sample(batch, torch.Generator().manual_seed(seed))
+
+
+def stored_values(x):
+    """The uint8 values an episode's images were drawn from (the inverse of the ink map)."""
+    return ((1 - x) * 255).round().long()
 
 
 def test_shapes_and_label_counts():
@@ -31,11 +36,11 @@ def test_shapes_and_label_counts():
 def test_classes_come_from_the_split_and_labels_match_classes():
     images = coded_images(40)[10:25]  # a "split" of characters 10..24
     episode = sample(TaskSampler(images, n_way=6, k_shot=1, n_query=3), batch=8)
-    codes = (episode.support_x[:, :, 0, 14, 14] * 255).round().long()  # (B, N*K)
+    codes = stored_values(episode.support_x[:, :, 0, 14, 14])  # (B, N*K)
     assert codes.min() >= 10 and codes.max() <= 24
     for b in range(8):
         support_code = dict(zip(episode.support_y[b].tolist(), codes[b].tolist(), strict=True))
-        query_codes = (episode.query_x[b, :, 0, 14, 14] * 255).round().long().tolist()
+        query_codes = stored_values(episode.query_x[b, :, 0, 14, 14]).tolist()
         assert [support_code[y] for y in episode.query_y[b].tolist()] == query_codes
         assert len(set(support_code.values())) == 6  # distinct characters in a task
 
@@ -50,8 +55,8 @@ def test_each_class_gets_one_rotation_and_all_rotations_occur():
             episode.support_x[..., -1, -1],
         ],
         dim=-1,
-    )[:, :, 0]  # (B, N*K, 4): which corner holds the mark
-    position = corners.argmax(-1)
+    )[:, :, 0]  # (B, N*K, 4): which corner holds the mark (stored 255, ink 0)
+    position = corners.argmin(-1)
     assert set(position.unique().tolist()) == {0, 1, 2, 3}
     for b in range(16):
         for label in range(5):
@@ -60,7 +65,7 @@ def test_each_class_gets_one_rotation_and_all_rotations_occur():
 
 def test_rotation_off_keeps_images_upright():
     episode = sample(TaskSampler(coded_images(), 5, 1, 1, rotate=False))
-    assert (episode.support_x[..., 0, 0, 0] == 1.0).all()
+    assert (episode.support_x[..., 0, 0, 0] == 0.0).all()
 
 
 def test_rotate_quarter_turns_matches_rot90():
@@ -97,3 +102,29 @@ def test_impossible_settings_are_clear_errors():
         TaskSampler(images, n_way=500, k_shot=1, n_query=1)
     with pytest.raises(ValueError, match="k_shot \\+ n_query = 15 \\+ 6 exceeds the 20 images"):
         TaskSampler(images, n_way=5, k_shot=15, n_query=6)
+
+
+def test_ink_map_sends_black_strokes_to_1_and_white_background_to_0():
+    stored = torch.tensor([0, 51, 255], dtype=torch.uint8)
+    assert to_ink(stored).tolist() == pytest.approx([1.0, 0.8, 0.0], abs=1e-7)
+    assert to_ink(stored)[[0, 2]].tolist() == [1.0, 0.0]  # exact at the two ends
+
+
+def test_real_omniglot_reaches_the_model_as_ink_on_zero_background(processed):
+    """Every stored image, as the sampler hands it to the model: strokes near 1, background 0."""
+    stored = torch.from_numpy(processed["images"])  # (1623, 20, 28, 28), black ink on white
+    C = stored.shape[0]
+    sampler = TaskSampler(stored, n_way=C, k_shot=10, n_query=10, rotate=False)
+    episode = sample(sampler, batch=1)
+    x = torch.cat([episode.support_x, episode.query_x], dim=1)[0, :, 0]  # (C*20, 28, 28)
+    assert x.shape[0] == stored.shape[0] * stored.shape[1]  # every image, once
+
+    # the darkest stored pixel (a stroke's core) is 1, the white background exactly 0
+    assert (x.amax(dim=(1, 2)) == 1.0).float().mean() > 0.9
+    assert (x.amin(dim=(1, 2)) == 0.0).all()
+    # most of every image is background: 0, or a LANCZOS halo of at most 5/255 around strokes
+    background = (x <= 5 / 255 + 1e-7).float().mean(dim=(1, 2))  # (C*20,)
+    assert background.min() > 0.5
+    # ink is where the stored image is dark: the sorted values are the stored ones inverted
+    expected = to_ink(stored.flatten()).sort().values
+    assert torch.equal(x.flatten().sort().values, expected)

@@ -44,7 +44,9 @@ def tiny_run(**overrides) -> dict:
         "iterations": 40,
         "patience": 0,
         "validate_every": 5,
-        "validation_tasks": 2,
+        # 20 queries (steps of 0.05): test_fault_kill needs a validation gain after the first
+        # checkpoint, and with 2 tasks (steps of 0.1) none came once ink became 1 - x
+        "validation_tasks": 4,
         "seed": 0,
         "rotate": True,
         "device": "cpu",

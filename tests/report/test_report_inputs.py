@@ -14,7 +14,8 @@ def test_load_evals_reads_percent_and_nulls(write_eval):
     row = frame.iloc[0]
     assert row["accuracy"] == pytest.approx(91.93) and row["ci95"] == pytest.approx(0.72)
     assert row["name"] == "MAML" and row["optimizer"] == "adam"
-    assert frame["init_from"].isna().all() and "per_task" not in frame
+    assert frame["init_from"].isna().all()
+    assert frame["per_task"].tolist() == [[0.9193] * 4]  # fractions, for paired tests
 
 
 def test_missing_key_names_file_key_and_rebuild_command(write_eval):
@@ -34,6 +35,8 @@ def test_missing_key_names_file_key_and_rebuild_command(write_eval):
         (json.dumps(make_eval(algo="metalstm++")), "algo is 'metalstm\\+\\+'"),
         (json.dumps(make_eval(optimizer="rmsprop")), "optimizer is 'rmsprop'"),
         (json.dumps(make_eval(accuracy=93.0)), "fraction in \\[0, 1\\]"),
+        (json.dumps(make_eval(per_task=[0.9] * 3)), "one accuracy per test task .* got 3 values"),
+        (json.dumps(make_eval(per_task=0.9)), "per_task must list .* got 0.9"),
     ],
 )
 def test_malformed_files_are_named(tmp_path, text, message):

@@ -64,12 +64,19 @@ rule fig1:
 
 FIGURE_INPUTS = {
     "fig2": in_setting(EXPERIMENTS["fig2"]),
-    "fig3": [
-        evaluation_file(a, pair[key], pair["test"])
-        for a in ALGORITHMS
-        for pair in FIG3
-        for key in ("train", "test")
-    ],
+    # per pair: transfer, in-setting on the train and on the test setting (each file once)
+    "fig3": list(
+        dict.fromkeys(
+            evaluation_file(a, train, test)
+            for a in ALGORITHMS
+            for pair in FIG3
+            for train, test in (
+                (pair["train"], pair["test"]),
+                (pair["train"], pair["train"]),
+                (pair["test"], pair["test"]),
+            )
+        )
+    ),
     "fig4a": [
         f"results/ablation/steps/{a}/{FIG4A['train']}/{FIG4A['test']}/steps{s}.json"
         for a in ALGORITHMS

@@ -4,6 +4,10 @@ The split's images live on the device as one uint8 tensor (C, 20, 28, 28); a met
 drawn with a `torch.Generator`, so sampling costs a few index ops and no per-image Python.
 Every class of a task is rotated by its own random multiple of 90 degrees (class
 augmentation, as in MAML); a rotated character counts as a new class.
+
+Omniglot draws black strokes on white; images become tensors as ink 1 on background 0
+(`1 - x`), as the authors', MAML's and learn2learn's pipelines feed them, so that the Conv-4's
+zero padding continues the background instead of drawing a dark frame at every layer.
 """
 
 from dataclasses import dataclass
@@ -18,7 +22,7 @@ IMAGES_PER_CHARACTER = 20
 class Episode:
     """A meta-batch of B tasks, N-way, K support and Q query images per class.
 
-    Images are float32 in [0, 1]; labels are int64 in [0, N).
+    Images are float32 in [0, 1], ink 1 on background 0; labels are int64 in [0, N).
     """
 
     support_x: Tensor  # (B, N*K, 1, 28, 28)
@@ -54,7 +58,8 @@ class TaskSampler:
     """Samples episodes from the characters of one split.
 
     Args:
-        images (Tensor): uint8 (C, 20, 28, 28), the split's characters, on the sampling device.
+        images (Tensor): uint8 (C, 20, 28, 28), the split's characters as stored (black ink on
+            white), on the sampling device.
         n_way, k_shot, n_query (int): classes per task, support and query images per class.
         rotate (bool, optional, default=True): rotate each class by a random multiple of 90 deg.
     """
@@ -96,7 +101,7 @@ class TaskSampler:
         if self.rotate:
             quarter_turns = torch.randint(0, 4, (B, N), generator=generator, device=dev)
             x = rotate_quarter_turns(x, quarter_turns)
-        x = x.to(torch.float32).div_(255.0).unsqueeze(3)  # (B, N, K+Q, 1, H, W)
+        x = to_ink(x).unsqueeze(3)  # (B, N, K+Q, 1, H, W)
         labels = torch.arange(N, device=dev)[None, :, None].expand(B, N, K + Q)  # (B, N, K+Q)
         return Episode(
             support_x=x[:, :, :K].reshape(B, N * K, 1, H, W),
@@ -117,6 +122,11 @@ class TaskSampler:
             generator = torch.Generator(device=self.device).manual_seed(seed * 1_000_003 + index)
             tasks.append(self.sample(1, generator))
         return [concat(tasks[i : i + batch]) for i in range(0, count, batch)]
+
+
+def to_ink(x: Tensor) -> Tensor:
+    """uint8 greyscale (white 255 background) -> float32 ink intensity: stroke 1, background 0."""
+    return (255 - x).to(torch.float32).div_(255.0)
 
 
 def rotate_quarter_turns(x: Tensor, quarter_turns: Tensor) -> Tensor:

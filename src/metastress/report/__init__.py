@@ -9,6 +9,8 @@ atomically beside that prefix:
 
 Inputs are evaluation JSON files (keys in `EVAL_KEYS`; a file lacking one is an error naming
 the file, the key and the command that rebuilds it) and, for Figure 1, trajectory tensors.
+Table 1 and Figure 2 mark, per setting, the best algorithm and those not significantly
+different from it, from the files' paired per-task accuracies (`significance`).
 `main` is the adapter the command line calls.
 """
 

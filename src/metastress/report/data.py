@@ -56,9 +56,10 @@ def load_evals(paths: Iterable[str | Path]) -> pd.DataFrame:
         paths: the files to read, exactly as the workflow lists them.
 
     Returns:
-        DataFrame with every key of EVAL_KEYS but `per_task`, plus `name` (the display name)
-        and `path`. accuracy, std, ci95 and ci999 are in percent; init_from and optimizer are
-        missing values (NaN) where the file has null.
+        DataFrame with every key of EVAL_KEYS, plus `name` (the display name) and `path`.
+        accuracy, std, ci95 and ci999 are in percent; `per_task` stays a list of fractions
+        (task i at position i, for paired tests); init_from and optimizer are missing values
+        (NaN) where the file has null.
     """
     rows = [_read_eval(Path(path)) for path in paths]
     if not rows:
@@ -102,7 +103,13 @@ def _read_eval(path: Path) -> dict:
             f"{path}: accuracy must be a fraction in [0, 1], got "
             f"{record['accuracy']}; {rebuild_hint(path)}"
         )
-    del record["per_task"]  # the summary statistics beside it are what the report draws
+    per_task = record["per_task"]
+    if not isinstance(per_task, list) or len(per_task) != record["n_tasks"]:
+        got = f"{len(per_task)} values" if isinstance(per_task, list) else repr(per_task)
+        raise ReportInputError(
+            f"{path}: per_task must list one accuracy per test task (n_tasks = "
+            f"{record['n_tasks']}), got {got}; {rebuild_hint(path)}"
+        )
     return {**record, "name": ALGO_NAMES[record["algo"]], "path": str(path)}
 
 

@@ -25,73 +25,119 @@ from metastress.report.data import (
     require_rows,
     require_unique,
 )
+from metastress.report.significance import ALPHA, mark_best
 from metastress.report.style import ALGO_STYLE, EDGE, by_name, new_figure, save_figure
 
-KIND_STYLE = {"in-setting": ("0.85", ""), "transfer": ("0.45", "///")}  # (grey fill, hatch)
+# Figure 3's three bars per algorithm, left to right: (CSV name, legend label, fill, hatch).
+FIG3_BARS = (
+    ("train in-setting", "trained and tested on the train setting", "0.85", ""),
+    ("transfer", "trained on the train setting, tested on the test setting", "0.35", "///"),
+    ("test in-setting", "trained and tested on the test setting", "white", "..."),
+)
+TIED_LABEL = f"best, or not\nsignificantly different\n(Wilcoxon, Holm,\nα = {ALPHA})"
+TIED_RING = {"marker": "o", "markersize": 13, "markerfacecolor": "none", "markeredgecolor": "k"}
 
 
 def fig2(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
     """Figure 2: 1-shot test accuracy against the number of ways, with 99.9% CI bands.
 
-    Uses the 1-shot files tested on their training setting with the model's own method.
-    CSV columns: algo, n_way, accuracy, ci999 (one row per algorithm and n_way).
+    Uses the 1-shot files tested on their training setting with the model's own method. At
+    each n_way a black ring marks the best algorithm and those not significantly different
+    from it (`metastress.report.significance`).
+    CSV columns: algo, n_way, accuracy, ci999, best, p_holm (against that n_way's best; empty
+    for the best), tied_with_best (one row per algorithm and n_way).
     """
     paths = list(eval_paths)
     frame = in_setting(own_results(load_evals(paths)))
     frame = frame[frame["k_shot"] == 1]
     require_rows(frame, "fig2 (1-shot in-setting results)", paths)
     require_unique(frame, ["algo", "n_way"], "fig2")
-    frame = in_algo_order(frame, "n_way")
+    frame = mark_best(in_algo_order(frame, "n_way"), "n_way", "fig2")
     with new_figure((7.0, 4.0)) as (figure, (ax,)):
         _lines_with_bands(ax, frame, "n_way", "ci999")
+        tied = frame[frame["tied_with_best"]]
+        ax.plot(tied["n_way"], tied["accuracy"], linestyle="none", zorder=3, **TIED_RING)
+        legend = ax.get_legend()  # seaborn's, one entry per algorithm; the ring joins it
+        ring = Line2D([], [], linestyle="none", **TIED_RING)
+        ax.legend(
+            handles=[*legend.legend_handles, ring],
+            labels=[*(t.get_text() for t in legend.get_texts()), TIED_LABEL],
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+            frameon=False,
+            handlelength=4,  # long enough to show each dash pattern
+        )
         ax.set_xticks(sorted(frame["n_way"].unique()))
         ax.set(
             xlabel="ways (N)",
             ylabel="test accuracy (%)",
             title="1-shot accuracy as tasks grow (bands: 99.9% CI)",
         )
-        save_figure(figure, frame[["algo", "n_way", "accuracy", "ci999"]], out_prefix)
+        columns = ["algo", "n_way", "accuracy", "ci999", "best", "p_holm", "tied_with_best"]
+        save_figure(figure, frame[columns], out_prefix)
 
 
 def fig3(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
-    """Figure 3: transfer across complexity, one panel per tested setting.
+    """Figure 3: transfer across complexity, one panel per (train, test) transfer pair.
 
-    A transfer result is a file whose train_setting differs from its test_setting; its panel
-    sets it beside the in-setting result on the same test setting (train = test). Panels are
-    ordered by test setting (n_way, then k_shot), so 40w1s (A) comes before 40w5s (B).
-    Bars carry 95% CI error bars.
-    CSV columns: panel, algo, kind (in-setting | transfer), train_setting, test_setting,
-    accuracy, ci95.
+    A transfer result is a file whose train_setting differs from its test_setting. Its panel
+    shows, per algorithm, three bars: the model's in-setting result on its train setting, the
+    transfer result, and the in-setting result on the test setting (each model's own method;
+    every algorithm with a transfer result needs both). The paper discusses the first
+    difference, the transfer result against the model's own result on the setting it was
+    trained on: a drop from 40w5s to 40w1s (A), an increase from 40w1s to 40w5s (B); each
+    panel's title says which. Panels are ordered by test setting (n_way, k_shot), then train
+    setting. Error bars are 95% CIs, cut at 0% and 100%.
+    CSV columns: panel, algo, bar (train in-setting | transfer | test in-setting),
+    train_setting, test_setting, accuracy, ci95, ci95_low, ci95_high (the drawn bar's ends).
     """
     paths = list(eval_paths)
     frame = own_results(load_evals(paths))
     transfer = frame[frame["train_setting"] != frame["test_setting"]]
     require_rows(transfer, "fig3 (results with train_setting != test_setting)", paths)
-    tests = transfer.drop_duplicates("test_setting").sort_values(["n_way", "k_shot"])
+    home = in_setting(frame)
+    pairs = transfer.sort_values(["n_way", "k_shot", "train_setting"], kind="stable")
+    pairs = pairs.drop_duplicates(["train_setting", "test_setting"])
     panels = []
-    for i, test in enumerate(tests["test_setting"]):
-        home = in_setting(frame)
-        home = home[home["test_setting"] == test].assign(kind="in-setting")
-        away = transfer[transfer["test_setting"] == test].assign(kind="transfer")
-        panels.append(pd.concat([home, away]).assign(panel=chr(ord("A") + i)))
+    for i, pair in enumerate(pairs.itertuples()):
+        away = transfer[
+            (transfer["train_setting"] == pair.train_setting)
+            & (transfer["test_setting"] == pair.test_setting)
+        ]
+        bars = {
+            "train in-setting": home[home["test_setting"] == pair.train_setting],
+            "transfer": away,
+            "test in-setting": home[home["test_setting"] == pair.test_setting],
+        }
+        bars = {bar: rows[rows["algo"].isin(away["algo"])] for bar, rows in bars.items()}
+        _require_every_bar(bars, pair.train_setting, pair.test_setting)
+        panels += [rows.assign(bar=bar, panel=chr(ord("A") + i)) for bar, rows in bars.items()]
     data = pd.concat(panels)
-    require_unique(data, ["panel", "algo", "kind"], "fig3")
-    data = in_algo_order(data, "kind").sort_values("panel", kind="stable")
+    require_unique(data, ["panel", "algo", "bar"], "fig3")
+    low, high = clipped_interval(data["accuracy"], data["ci95"])
+    data = data.assign(ci95_low=low, ci95_high=high)
+    bar_rank = data["bar"].map([name for name, *_ in FIG3_BARS].index).rename("bar_rank")
+    data = in_algo_order(data.assign(bar_rank=bar_rank), "bar_rank").sort_values(
+        "panel", kind="stable"
+    )
 
-    with new_figure((4.2 * len(panels), 4.2), ncols=len(panels), sharey=True) as (figure, axes):
+    with new_figure((5.0 * len(pairs), 4.6), ncols=len(pairs), sharey=True) as (figure, axes):
         for ax, (letter, panel) in zip(axes, data.groupby("panel"), strict=True):
-            _grouped_bars(ax, panel)
-            origins = ", ".join(panel.loc[panel["kind"] == "transfer", "train_setting"].unique())
-            ax.set(
-                title=f"({letter}) tested on {panel['test_setting'].iloc[0]}, "
-                f"transfer from {origins}",
-                xlabel="",
+            _three_bars(ax, panel)
+            train = panel.loc[panel["bar"] == "train in-setting"].iloc[0]
+            test = panel.loc[panel["bar"] == "test in-setting"].iloc[0]
+            ax.set_title(
+                f"({letter}) trained on {train['test_setting']}, tested on "
+                f"{test['test_setting']}\npaper: {paper_comparison(train, test)}",
+                fontsize="medium",
             )
-        axes[0].set_ylabel("test accuracy (%)")
+            ax.set(xlabel="")
+        top = min(axes[0].get_ylim()[1], 101)  # near-chance runs stay readable; 101: a cap at 100
+        axes[0].set(ylabel="test accuracy (%)", ylim=(0, top))  # the panels share y
         figure.legend(
             handles=[
-                Patch(facecolor=fill, hatch=hatch, edgecolor=EDGE, label=kind)
-                for kind, (fill, hatch) in KIND_STYLE.items()
+                Patch(facecolor=fill, hatch=hatch, edgecolor=EDGE, label=label)
+                for _, label, fill, hatch in FIG3_BARS
             ]
             + [
                 Line2D(
@@ -99,14 +145,44 @@ def fig3(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
                 )
             ],
             loc="outside upper center",
-            ncols=3,
+            ncols=2,
             frameon=False,
         )
-        save_figure(
-            figure,
-            data[["panel", "algo", "kind", "train_setting", "test_setting", "accuracy", "ci95"]],
-            out_prefix,
-        )
+        columns = ["panel", "algo", "bar", "train_setting", "test_setting", "accuracy", "ci95"]
+        save_figure(figure, data[[*columns, "ci95_low", "ci95_high"]], out_prefix)
+
+
+def clipped_interval(accuracy: pd.Series, ci: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Ends of accuracy ± ci (percent) cut at 0 and 100: an accuracy cannot leave [0, 100]."""
+    return (accuracy - ci).clip(lower=0), (accuracy + ci).clip(upper=100)
+
+
+def _require_every_bar(bars: dict[str, pd.DataFrame], train: str, test: str) -> None:
+    """Every algorithm transferred train -> test also needs its two in-setting results."""
+    algos = set(bars["transfer"]["algo"])
+    for bar, rows in bars.items():
+        missing = sorted(algos - set(rows["algo"]))
+        if missing:
+            setting = train if bar == "train in-setting" else test
+            raise ReportInputError(
+                f"fig3: panel {train} -> {test} lacks the {bar} result of "
+                f"{', '.join(missing)}; pass results/eval/<algo>/{setting}/{setting}.json "
+                "for each of them too"
+            )
+
+
+def paper_comparison(train: pd.Series, test: pd.Series) -> str:
+    """The difference the paper discusses in a Figure 3 panel, for its title.
+
+    It compares the transfer result with the model's own result on the setting it was
+    trained on (the left pair of bars), expecting a drop on harder test tasks (more ways or
+    fewer shots) and an increase on easier ones. `train` and `test` are in-setting rows of
+    the two settings.
+    """
+    harder = test["n_way"] >= train["n_way"] and test["k_shot"] <= train["k_shot"]
+    easier = test["n_way"] <= train["n_way"] and test["k_shot"] >= train["k_shot"]
+    change = "drop" if harder else "increase" if easier else "change"
+    return f"the {change} from its own {train['test_setting']} result (left pair)"
 
 
 def fig4a(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
@@ -225,8 +301,7 @@ def _lines_with_bands(ax: Axes, frame: pd.DataFrame, x: str, ci: str) -> None:
     names = [ALGO_NAMES[a] for a in algos]
     for algo, rows in frame.groupby("algo", sort=False):
         style = ALGO_STYLE[algo]
-        low = (rows["accuracy"] - rows[ci]).clip(lower=0)  # an accuracy stays in [0, 100]
-        high = (rows["accuracy"] + rows[ci]).clip(upper=100)
+        low, high = clipped_interval(rows["accuracy"], rows[ci])
         ax.fill_between(rows[x], low, high, color=style.colour, alpha=0.12, linewidth=0)
         for edge in (low, high):
             ax.plot(
@@ -257,17 +332,17 @@ def _lines_with_bands(ax: Axes, frame: pd.DataFrame, x: str, ci: str) -> None:
     )  # long enough to show each dash pattern
 
 
-def _grouped_bars(ax: Axes, panel: pd.DataFrame) -> None:
-    """Bars per algorithm, in-setting left and transfer right, with 95% CI error bars."""
+def _three_bars(ax: Axes, panel: pd.DataFrame) -> None:
+    """Figure 3's bars per algorithm, in FIG3_BARS order, with clipped 95% CI error bars."""
     algos = list(dict.fromkeys(panel["algo"]))
-    width = 0.38
-    for offset, (kind, (fill, hatch)) in zip(
-        (-width / 2, width / 2), KIND_STYLE.items(), strict=True
-    ):
-        rows = panel[panel["kind"] == kind]
+    width = 0.27
+    for offset, (bar, _, fill, hatch) in zip((-width, 0, width), FIG3_BARS, strict=True):
+        rows = panel[panel["bar"] == bar]
         x = [algos.index(a) + offset for a in rows["algo"]]
         ax.bar(x, rows["accuracy"], width, color=fill, hatch=hatch, edgecolor=EDGE)
-        ax.errorbar(x, rows["accuracy"], yerr=rows["ci95"], fmt="none", ecolor="k", capsize=3)
+        below = rows["accuracy"] - rows["ci95_low"]
+        above = rows["ci95_high"] - rows["accuracy"]
+        ax.errorbar(x, rows["accuracy"], yerr=[below, above], fmt="none", ecolor="k", capsize=3)
     ax.set_xticks(
         range(len(algos)),
         labels=[ALGO_NAMES[a] for a in algos],

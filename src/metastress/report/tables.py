@@ -1,7 +1,9 @@
-"""Table 1: few-shot accuracy of the five algorithms, as Markdown, CSV and LaTeX.
+"""Table 1: few-shot accuracy of every algorithm, as Markdown, CSV and LaTeX.
 
-Rows are always the five algorithms in the paper's order and columns the k-shot values the
-files hold, so a missing run shows as an em dash instead of silently shrinking the table.
+Rows are always the algorithms of `ALGO_NAMES` in the paper's order and columns the k-shot
+values the files hold, so a missing run shows as an em dash instead of silently shrinking the
+table. In each column the best algorithm and those not significantly worse than it are bold
+(`metastress.report.significance`).
 """
 
 from collections.abc import Iterable
@@ -20,6 +22,7 @@ from metastress.report.data import (
     require_rows,
     require_unique,
 )
+from metastress.report.significance import SIGNIFICANCE_NOTE, mark_best
 from metastress.report.style import CSV_FLOAT, sibling
 
 MISSING = "—"
@@ -36,8 +39,10 @@ def table1(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
         out_prefix: e.g. Path("tables/table1") for tables/table1.md, .csv and .tex.
 
     Writes:
-        .csv with columns algo, k_shot, accuracy, ci95 (percent), one row per file used;
-        .md and .tex with cells like "91.93 ± 0.72" and an em dash for a missing run.
+        .csv with columns algo, k_shot, accuracy, ci95 (percent), best, p_holm (against the
+        column's best; empty for the best) and tied_with_best, one row per file used;
+        .md and .tex with cells like "91.93 ± 0.72", bold where tied_with_best, and an em dash
+        for a missing run.
     """
     paths = list(eval_paths)
     frame = in_setting(own_results(load_evals(paths)))
@@ -50,47 +55,50 @@ def table1(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
             f"results; pass the files of one n_way ({listed})"
         )
     require_unique(frame, ["algo", "k_shot"], "table1")
-    frame = in_algo_order(frame, "k_shot")
+    frame = mark_best(in_algo_order(frame, "k_shot"), "k_shot", "table1")
 
     columns = [f"{k}-shot" for k in sorted(frame["k_shot"].unique())]
     cells = pd.DataFrame(MISSING, index=list(ALGO_NAMES.values()), columns=columns)
+    bold = pd.DataFrame(False, index=cells.index, columns=columns)
     for row in frame.itertuples():
         cells.loc[row.name, f"{row.k_shot}-shot"] = f"{row.accuracy:.2f} ± {row.ci95:.2f}"
+        bold.loc[row.name, f"{row.k_shot}-shot"] = row.tied_with_best
     tasks = "/".join(map(str, sorted(frame["n_tasks"].unique())))
     caption = (
         f"Test accuracy (%) on {ways[0]}-way tasks; ± is the 95% confidence interval "
-        f"over {tasks} tasks."
+        f"over {tasks} tasks. Bold: the best mean of each column and the algorithms not "
+        f"significantly different from it ({SIGNIFICANCE_NOTE})."
     )
 
-    write_text(
-        sibling(out_prefix, ".csv"),
-        frame[["algo", "k_shot", "accuracy", "ci95"]].to_csv(index=False, float_format=CSV_FLOAT),
-    )
-    write_text(sibling(out_prefix, ".md"), _markdown(cells, caption))
-    write_text(sibling(out_prefix, ".tex"), _latex(cells, caption, Path(out_prefix).name))
+    csv = frame[["algo", "k_shot", "accuracy", "ci95", "best", "p_holm", "tied_with_best"]]
+    write_text(sibling(out_prefix, ".csv"), csv.to_csv(index=False, float_format=CSV_FLOAT))
+    write_text(sibling(out_prefix, ".md"), _markdown(cells, bold, caption))
+    write_text(sibling(out_prefix, ".tex"), _latex(cells, bold, caption, Path(out_prefix).name))
 
 
-def _markdown(cells: pd.DataFrame, caption: str) -> str:
+def _markdown(cells: pd.DataFrame, bold: pd.DataFrame, caption: str) -> str:
     # By hand: DataFrame.to_markdown needs `tabulate`, which metastress does not declare.
+    marked = cells.where(~bold, "**" + cells + "**")
     lines = [
         "| Model | " + " | ".join(cells.columns) + " |",
         "|:---|" + ":---:|" * len(cells.columns),
         *(
             f"| {name} | " + " | ".join(row) + " |"
-            for name, row in zip(cells.index, cells.values.tolist(), strict=True)
+            for name, row in zip(marked.index, marked.values.tolist(), strict=True)
         ),
     ]
     return "\n".join([*lines, "", caption]) + "\n"
 
 
-def _latex(cells: pd.DataFrame, caption: str, label: str) -> str:
+def _latex(cells: pd.DataFrame, bold: pd.DataFrame, caption: str, label: str) -> str:
     # pandas renders LaTeX through jinja2, which comes with snakemake, a declared dependency.
     body = cells.map(lambda cell: cell.replace("±", r"$\pm$").replace(MISSING, "---"))
+    body = body.where(~bold, r"\textbf{" + body + "}")
     body = body.rename_axis("Model").reset_index()
     return body.to_latex(
         index=False,
         escape=False,
         column_format="l" + "c" * len(cells.columns),
-        caption=caption.replace("%", r"\%").replace("±", r"$\pm$"),
+        caption=caption.replace("%", r"\%").replace("±", r"$\pm$").replace("α", r"$\alpha$"),
         label=f"tab:{label}",
     )
