@@ -69,11 +69,42 @@ def test_shipped_params_are_valid():
             lambda p: p["data"].update(split="lake"),
             r"settings.100w1s.n_way: .*lake split's validation part has only 96",
         ),
+        (  # the quick profile replaces maml's inner_lr range: its entry is the one to edit
+            lambda p: p["maml"].update(inner_lr=0.1),
+            r"maml.inner_lr: 0.1 would never run: the search chooses maml.inner_lr \(its range "
+            r"is profiles.quick.space.inner_lr\). To change what the search tries, edit "
+            r"profiles.quick.space.inner_lr; to run one fixed value, delete maml.space.inner_lr",
+        ),
+        (  # no profile replaces lam's range
+            lambda p: p["taml"].update(lam=0.5),
+            r"taml.lam: 0.5 would never run: .*its range is taml.space.lam\)",
+        ),
+        (
+            lambda p: p["metalstm"]["space"].pop("meta_lr"),
+            r"metalstm.meta_lr is not set: give it a value in metalstm, or search it",
+        ),
+        (
+            lambda p: p["profiles"]["quick"]["space"].update(inner_step=[1, 2]),
+            r"profiles.quick.space: \['inner_step'\] is searched by no algorithm",
+        ),
     ],
 )
 def test_bad_params_are_named_with_the_fix(mutate, message):
     with pytest.raises(ParamsError, match=message):
         check(mutate)
+
+
+def test_shipped_algorithm_sections_hold_no_searched_key():
+    for algo in ("maml", "metasgd", "taml", "metalstm", "metalstm_pp"):
+        assert not set(SHIPPED[algo]) & set(SHIPPED[algo]["space"]), algo
+
+
+def test_a_key_taken_out_of_the_space_can_be_fixed():
+    def fix_inner_lr(params):
+        del params["maml"]["space"]["inner_lr"]
+        params["maml"]["inner_lr"] = 0.1
+
+    check(fix_inner_lr)
 
 
 def test_yaml_syntax_error_is_reported(tmp_path):
