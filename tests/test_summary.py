@@ -2,6 +2,8 @@
 
 import csv
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -93,3 +95,10 @@ def test_a_damaged_training_log_names_the_file_and_the_fix(results):
     (models[0] / "metrics.tsv").write_text("iteration\tseconds\n1\tfast\n")
     with pytest.raises(RuntimeError, match=r"maml/20w1s/metrics.tsv: unreadable training log"):
         summarize(evaluations, models, ["20w1s"], root / "metrics")
+
+
+def test_summary_job_does_not_import_torch():
+    code = "import sys, metastress.summary; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
