@@ -1,12 +1,15 @@
 """params.yaml: the shipped file is valid, and each kind of mistake is one clear message."""
 
 import copy
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from metastress.config import ParamsError, load_params, load_schema, validate_params
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_repository
 
 SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())
 
@@ -112,3 +115,22 @@ def test_yaml_syntax_error_is_reported(tmp_path):
     bad.write_text("profile: [quick\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_snakemake_words_a_bad_params_yaml_as_the_cli_does(tmp_path):
+    repo = copy_repository(tmp_path / "repo")
+    params = copy.deepcopy(SHIPPED)
+    params["data"]["split"] = "random"
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError) as expected:
+        validate_params(params, load_schema(REPO / "params.yaml"))
+    result = subprocess.run(
+        [Path(sys.executable).parent / "snakemake", "--dry-run", "data/splits/paper.json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert str(expected.value) in said, said
+    assert "Failed validating" not in said  # no raw jsonschema dump
