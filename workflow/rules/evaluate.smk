@@ -82,8 +82,12 @@ rule evaluate_swap:
 rule summary:
     input:
         evaluations=in_setting(trained_settings()) + transfers(),
-        trainings=expand(rules.train_final.output.summary, algo=ALGORITHMS, setting=trained_settings()),
-        logs=expand(rules.train_final.output.metrics, algo=ALGORITHMS, setting=trained_settings()),
+        trainings=expand(
+            rules.train_final.output.summary, algo=ALGORITHMS, setting=trained_settings()
+        ),
+        training_logs=expand(
+            rules.train_final.output.metrics, algo=ALGORITHMS, setting=trained_settings()
+        ),
     output:
         headline="metrics/headline.json",
         by_setting="metrics/by_setting.json",
@@ -91,10 +95,11 @@ rule summary:
     params:
         models=expand("models/{algo}/{setting}", algo=ALGORITHMS, setting=trained_settings()),
         headline_settings=EXPERIMENTS["fig2"],
+        folder=lambda w, output: Path(output.headline).parent,
     log:
         "logs/eval/summary.log",
     message:
         "Summarizing the metrics DVC compares"
     shell:
         "metastress summary --evaluations {input.evaluations} --models {params.models} "
-        "--headline-settings {params.headline_settings} --out metrics > {log} 2>&1"
+        "--headline-settings {params.headline_settings} --out {params.folder} > {log} 2>&1"
