@@ -9,6 +9,9 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -34,38 +37,36 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     download,  # needs the internet (or the mirror), which compute nodes often lack
-    evaluate_all,
-    report_all,
     search_select,
     search_summary,
     train_summary,
-    metrics,
+    summary,
     table1,
     figure,
     fig1,
 
 
-# Every table and figure, and the per-algorithm summaries and metrics DVC versions.
+# Every file DVC versions, so that a plain `snakemake` rebuilds any of them that is missing
+# (Snakemake rebuilds a missing intermediate file only when a job that needs it has to run).
 rule all:
     default_target: True
     input:
+        rules.download.output,
+        rules.prepare.output,
+        SPLIT_FILE,
+        expand(
+            rules.search_trial.output.record,
+            algo=ALGORITHMS,
+            setting=trained_settings(),
+            trial=range(PROFILE["search_trials"]),
+        ),
+        expand(rules.search_select.output.best, algo=ALGORITHMS, setting=trained_settings()),
+        expand(rules.search_summary.output.summary, algo=ALGORITHMS),
+        expand(rules.train_final.output, algo=ALGORITHMS, setting=trained_settings()),
+        expand(rules.train_summary.output.summary, algo=ALGORITHMS),
+        rules.summary.input.evaluations,
+        [path for paths in FIGURE_INPUTS.values() for path in paths],
+        rules.summary.output,
         rules.table1.output,
-        expand("figures/{figure}.{ext}", figure=FIGURES, ext=["pdf", "png", "csv"]),
-        expand("results/search/{algo}.json", algo=ALGORITHMS),
-        expand("models/{algo}.json", algo=ALGORITHMS),
-        rules.metrics.output.metrics,
-
-
-# The evaluation phase alone (DVC's evaluate stage).
-rule evaluate_all:
-    input:
-        rules.metrics.output.metrics,
-        FIGURE_INPUTS["fig4a"],
-        FIGURE_INPUTS["fig4b"],
-
-
-# The report phase alone (DVC's report stage).
-rule report_all:
-    input:
-        rules.table1.output,
+        rules.fig1.output,
         expand("figures/{figure}.{ext}", figure=FIGURES, ext=["pdf", "png", "csv"]),

@@ -86,6 +86,12 @@ def _collect(args: argparse.Namespace) -> None:
     collect(args.inputs, args.root, args.fields, args.out)
 
 
+def _summary(args: argparse.Namespace) -> None:
+    from metastress.summary import summarize
+
+    summarize(args.evaluations, args.models, args.headline_settings, args.out)
+
+
 def _json_arg(text: str) -> dict:
     try:
         return json.loads(text)
@@ -182,6 +188,23 @@ def build_parser() -> argparse.ArgumentParser:
     collect.add_argument("--fields", nargs="+", help="keep only these fields of each file")
     collect.add_argument("--out", type=Path, required=True)
     collect.set_defaults(func=_collect)
+
+    summary = commands.add_parser("summary", help="the metrics DVC compares across experiments")
+    summary.add_argument(
+        "--evaluations",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="results/eval/<algo>/<train>/<test>.json",
+    )
+    summary.add_argument(
+        "--models", type=Path, nargs="+", required=True, help="models/<algo>/<setting> folders"
+    )
+    summary.add_argument(
+        "--headline-settings", nargs="+", required=True, help="settings averaged per algorithm"
+    )
+    summary.add_argument("--out", type=Path, required=True, help="folder of the two JSON files")
+    summary.set_defaults(func=_summary)
 
     report = commands.add_parser("report", help="tables and figures from result files")
     report.add_argument("kind", choices=["table1", "fig1", "fig2", "fig3", "fig4a", "fig4b"])

@@ -1,5 +1,5 @@
 """Load params.yaml, validate it against the workflow's JSON schema, and check what a schema
-cannot (ways against the split's classes, images per class).
+cannot (ways against the split's classes, images per class, a key both fixed and searched).
 
 Snakemake validates the same file with the same schema before any job runs; the CLI calls
 `load_params` so a stage run by hand fails just as early and just as clearly.
@@ -17,6 +17,7 @@ SCHEMA_RELPATH = Path("workflow/schemas/params.schema.yaml")
 IMAGES_PER_CHARACTER = 20
 BACKGROUND_CHARACTERS, EVALUATION_CHARACTERS = 964, 659
 PAPER_SPLIT_SIZES = {"train": 980, "validation": 220, "test": 423}
+META_KEYS = ("meta_lr", "meta_batch")  # meta-training keys, set or searched per algorithm
 
 
 class ParamsError(ValueError):
@@ -82,10 +83,27 @@ def n_query(params: dict, setting: str) -> int:
     return params["protocol"]["n_query"] or params["settings"][setting]["k_shot"]
 
 
+def algorithm_sections(params: dict) -> list[str]:
+    """The sections that configure an algorithm: every one has a search `space`."""
+    return [name for name, value in params.items() if isinstance(value, dict) and "space" in value]
+
+
+def space_entries(params: dict, algo: str) -> dict[str, tuple[str, ...]]:
+    """Each key `algo` searches -> the params.yaml path of its range in effect: the active
+    profile's `space` entry replaces the algorithm's own for the keys the algorithm searches."""
+    name = params["profile"]
+    profile_space = params["profiles"][name]["space"]
+    return {
+        key: ("profiles", name, "space", key) if key in profile_space else (algo, "space", key)
+        for key in params[algo]["space"]
+    }
+
+
 def check_semantics(params: dict, source: str = "params.yaml") -> None:
-    """Settings must fit the split's classes and the 20 images of a character, and every
-    name the experiments use must exist."""
+    """Settings must fit the split's classes and the 20 images of a character, every name the
+    experiments use must exist, and each algorithm key has one meaning."""
     check_references(params, source)
+    check_search_keys(params, source)
     sizes = split_sizes(params["data"])
     smallest_part = min(sizes, key=sizes.get)
     for name, setting in params["settings"].items():
@@ -145,3 +163,36 @@ def check_references(params: dict, source: str = "params.yaml") -> None:
             f"{source}: experiments.fig1/fig4b use {missing}, which are not in "
             "experiments.algorithms; add them there"
         )
+
+
+def check_search_keys(params: dict, source: str = "params.yaml") -> None:
+    """A key in an algorithm's section is what runs, so the search must not choose it too (its
+    choice would silently replace the value); the meta-training keys must be set or searched;
+    a profile's space entry must replace the range of a key some algorithm searches."""
+    sections = algorithm_sections(params)
+    searched = set().union(*(params[algo]["space"] for algo in sections))
+    for name, profile in params["profiles"].items():
+        unknown = sorted(set(profile["space"]) - searched)
+        if unknown:
+            raise ParamsError(
+                f"{source}: profiles.{name}.space: {unknown} is searched by no algorithm, so "
+                f"this range would never be used (a profile's space only replaces the ranges of "
+                f"keys an algorithm's own space has: {sorted(searched)}); fix the name, or add "
+                "the key to an algorithm's space"
+            )
+    for algo in sections:
+        section, entries = params[algo], space_entries(params, algo)
+        for key in sorted(set(section) & set(entries)):
+            entry = ".".join(entries[key])
+            raise ParamsError(
+                f"{source}: {algo}.{key}: {section[key]!r} would never run: the search chooses "
+                f"{algo}.{key} (its range is {entry}). To change what the search tries, edit "
+                f"{entry}; to run one fixed value, delete {algo}.space.{key}; otherwise remove "
+                f"{algo}.{key}"
+            )
+        for key in META_KEYS:
+            if key not in section and key not in entries:
+                raise ParamsError(
+                    f"{source}: {algo}.{key} is not set: give it a value in {algo}, or search it "
+                    f"with a range in {algo}.space.{key}"
+                )

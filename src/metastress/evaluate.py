@@ -77,7 +77,9 @@ def evaluate(
         evaluation["n_query"],
         evaluation["rotate"],
     )
-    tasks = sampler.fixed_tasks(evaluation["tasks"], evaluation["seed"], evaluation["batch"])
+    tasks = sampler.fixed_tasks(
+        evaluation["test_tasks"], evaluation["seed"], evaluation["eval_batch"]
+    )
     scores = evaluate_tasks(learner, tasks, steps, init)
     accuracy = torch.tensor(scores["per_task"], dtype=torch.float64)
     std = accuracy.std(unbiased=True).item() if len(accuracy) > 1 else 0.0

@@ -2,7 +2,8 @@
 
 Snakemake rules and the CLI both call these functions, so a rule's `params:` holds exactly
 what its command reads: changing `maml.*` changes only MAML's job configs, and so reruns only
-MAML's jobs.
+MAML's jobs. A run config holds the keys fixed in params.yaml; the keys an algorithm searches
+are absent until the search's choice fills them in (`apply_choice`), once.
 """
 
 import math
@@ -10,9 +11,7 @@ import random
 from typing import Any
 
 from metastress.algorithms import config_keys
-from metastress.config import n_query
-
-TRAINING_KEYS = ("meta_lr", "meta_batch")  # meta-level keys a search may also choose
+from metastress.config import META_KEYS, n_query, space_entries
 
 
 def profile(params: dict) -> dict:
@@ -23,7 +22,7 @@ def profile(params: dict) -> dict:
 
 
 def algorithm_config(params: dict, algo: str) -> dict:
-    """The fixed algorithm keys: the algo's section, the profile's width, task mode, precision."""
+    """The learner keys fixed in the algo's section, the profile's width, task mode, precision."""
     section = params[algo]
     keys = config_keys(algo)
     config = {k: v for k, v in section.items() if k in keys}
@@ -38,9 +37,13 @@ def algorithm_config(params: dict, algo: str) -> dict:
 
 def search_space(params: dict, algo: str) -> dict:
     """The algo's space with the profile's overrides for the keys the algo has."""
-    space = dict(params[algo]["space"])
-    space.update({k: v for k, v in profile(params)["space"].items() if k in space})
-    return space
+    return {key: _at(params, path) for key, path in space_entries(params, algo).items()}
+
+
+def _at(params: dict, path: tuple[str, ...]):
+    for key in path:
+        params = params[key]
+    return params
 
 
 def setting_fields(params: dict, setting: str) -> dict:
@@ -56,8 +59,7 @@ def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
         "algo": algo,
         **setting_fields(params, setting),
         "algorithm": algorithm_config(params, algo),
-        "meta_lr": section["meta_lr"],
-        "meta_batch": section["meta_batch"],
+        **{key: section[key] for key in META_KEYS if key in section},
         "iterations": prof["final_iterations" if final else "search_iterations"],
         "patience": prof["patience"] if final else 0,
         "validate_every": prof["validate_every"] if final else prof["search_iterations"],
@@ -91,11 +93,17 @@ def sample(space: dict, seed: int, trial: int) -> dict[str, Any]:
 
 
 def apply_choice(run: dict, choice: dict) -> dict:
-    """A run config with searched values put in place (meta keys top level, the rest in
-    `algorithm`)."""
+    """A run config with the searched values filled in (meta keys top level, the rest in
+    `algorithm`). A key the run config already fixes is refused: it has one meaning."""
+    fixed = sorted(key for key in choice if key in run or key in run["algorithm"])
+    if fixed:
+        raise ValueError(
+            f"the search chose {fixed}, which the run config also fixes; a key is either set in "
+            "its algorithm's section of params.yaml or searched in its space, never both"
+        )
     run = {**run, "algorithm": dict(run["algorithm"])}
     for key, value in choice.items():
-        if key in TRAINING_KEYS:
+        if key in META_KEYS:
             run[key] = value
         else:
             run["algorithm"][key] = value
@@ -107,8 +115,8 @@ def evaluation_config(params: dict, test_setting: str) -> dict:
     return {
         **setting_fields(params, test_setting),
         "setting": test_setting,
-        "tasks": prof["test_tasks"],
-        "batch": prof["eval_batch"],
+        "test_tasks": prof["test_tasks"],
+        "eval_batch": prof["eval_batch"],
         "seed": params["protocol"]["seed"],
         "rotate": params["protocol"]["rotate"],
         "device": params["protocol"]["device"],

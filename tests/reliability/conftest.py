@@ -6,7 +6,7 @@ import zipfile
 
 import pytest
 import torch
-from reliability_helpers import EVALUATION, SPACE, tiny_run, trial_work
+from reliability_helpers import EVALUATION, SPACE, tiny_run, trial_work, without_searched
 
 from metastress.data.prepare import ARCHIVE_FLAGS, load_processed, prepare
 from metastress.data.splits import write_split
@@ -78,7 +78,7 @@ def reference_trial(data_path, split_path, tmp_path_factory):
     """The record and work folder of an uninterrupted search trial 0 of SPACE."""
     root = tmp_path_factory.mktemp("reference_trial")
     record, work = root / "trial0.json", root / "work"
-    run_trial(tiny_run(), SPACE, 0, data_path, split_path, record, work)
+    run_trial(without_searched(tiny_run(), SPACE), SPACE, 0, data_path, split_path, record, work)
     return record, trial_work(tiny_run(), SPACE, 0, work)
 
 

@@ -23,8 +23,8 @@ EVALUATION = {
     "k_shot": 1,
     "n_query": 1,
     "setting": "5w1s",
-    "tasks": 40,
-    "batch": 10,
+    "test_tasks": 40,
+    "eval_batch": 10,
     "seed": 0,
     "rotate": True,
     "device": "cpu",
@@ -62,6 +62,13 @@ def tiny_run(**overrides) -> dict:
     return {**run, **overrides}
 
 
+def without_searched(run: dict, space: dict) -> dict:
+    """A search trial's run config: `run` minus the keys `space` searches (the trial's choice
+    fills them in; a key both fixed and chosen is refused)."""
+    algorithm = {k: v for k, v in run["algorithm"].items() if k not in space}
+    return {**{k: v for k, v in run.items() if k not in space}, "algorithm": algorithm}
+
+
 def env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -78,7 +85,8 @@ def trial_args(
 ) -> list[str]:
     return [
         "search", "trial", "--processed", str(processed), "--split", str(split),
-        "--run", json.dumps(run), "--space", json.dumps(space), "--trial", "0",
+        "--run", json.dumps(without_searched(run, space)), "--space", json.dumps(space),
+        "--trial", "0",
         "--out", str(out), "--work-root", str(work),
     ]  # fmt: skip
 
@@ -88,6 +96,7 @@ def trial_work(run: dict, space: dict, trial: int, work_root: Path) -> Path:
     from metastress.experiments import apply_choice, sample
     from metastress.train import train_config, work_dir_for
 
+    run = without_searched(run, space)
     return work_dir_for(
         train_config(apply_choice(run, sample(space, run["seed"], trial))), work_root
     )

@@ -6,7 +6,7 @@ import json
 
 import pytest
 import torch
-from reliability_helpers import tiny_run, train_args
+from reliability_helpers import tiny_run, train_args, without_searched
 
 from metastress import checkpoint
 from metastress.algorithms import MAML
@@ -81,7 +81,8 @@ def test_search_records_diverged_and_out_of_memory_trials_and_goes_on(
 ):
     def trial(index, space):
         out, work = tmp_path / f"trial{index}.json", tmp_path / f"trial{index}"
-        record = run_trial(SMALL_RUN, space, index, data_path, split_path, out, work)
+        run = without_searched(SMALL_RUN, space)
+        record = run_trial(run, space, index, data_path, split_path, out, work)
         assert json.loads(out.read_text()) == record
         return out, record
 
@@ -115,7 +116,8 @@ def test_diverged_trial_through_the_cli_exits_cleanly(data_path, split_path, tmp
     out, work = tmp_path / "trial0.json", tmp_path / "trial0"
     main([
         "search", "trial", "--processed", str(data_path), "--split", str(split_path),
-        "--run", json.dumps(SMALL_RUN), "--space", json.dumps(ABSURD_SPACE), "--trial", "0",
+        "--run", json.dumps(without_searched(SMALL_RUN, ABSURD_SPACE)),
+        "--space", json.dumps(ABSURD_SPACE), "--trial", "0",
         "--out", str(out), "--work-root", str(work),
     ])  # fmt: skip
     record = json.loads(out.read_text())

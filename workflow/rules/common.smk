@@ -1,9 +1,8 @@
 # Shared imports, validation and the accessors every rule uses.
 import json
+from pathlib import Path
 
-from snakemake.utils import validate
-
-from metastress.config import check_semantics
+from metastress.config import load_schema, validate_params
 from metastress.experiments import (
     evaluation_config,
     profile,
@@ -12,8 +11,8 @@ from metastress.experiments import (
     trajectory_every,
 )
 
-validate(config, schema="../schemas/params.schema.yaml")
-check_semantics(config)
+# The same checks and wording as the CLI's, before any job (or `dvc repro`) touches a file.
+validate_params(config, load_schema(Path(workflow.main_snakefile).parent / "params.yaml"))
 
 PROFILE = profile(config)
 EXPERIMENTS = config["experiments"]
@@ -58,6 +57,11 @@ def evaluation_file(algo, train, test):
 
 def in_setting(settings):
     return [evaluation_file(a, s, s) for a in ALGORITHMS for s in settings]
+
+
+def transfers():
+    """Figure 3's transfer scores: each algorithm trained on one setting, tested on another."""
+    return [evaluation_file(a, p["train"], p["test"]) for a in ALGORITHMS for p in EXPERIMENTS["fig3"]]
 
 
 def swap_arguments(w, input):

@@ -75,17 +75,31 @@ rule evaluate_swap:
         "--out {output.result} > {log} 2>&1"
 
 
-# Every in-setting and transfer score in one file: `dvc metrics show` reads it.
-rule metrics:
+# The metrics DVC compares across commits and experiments (`dvc exp show`, `dvc exp diff`):
+# per algorithm a headline (mean test accuracy over Figure 2's settings), and per trained
+# setting and transfer pair the test accuracy, its CI and the training's numbers; and the
+# validation curves `dvc plots` draws.
+rule summary:
     input:
-        in_setting(trained_settings())
-        + [evaluation_file(a, p["train"], p["test"]) for a in ALGORITHMS for p in EXPERIMENTS["fig3"]],
+        evaluations=in_setting(trained_settings()) + transfers(),
+        trainings=expand(
+            rules.train_final.output.summary, algo=ALGORITHMS, setting=trained_settings()
+        ),
+        training_logs=expand(
+            rules.train_final.output.metrics, algo=ALGORITHMS, setting=trained_settings()
+        ),
     output:
-        metrics="results/metrics.json",
+        headline="metrics/headline.json",
+        by_setting="metrics/by_setting.json",
+        curves="metrics/validation_curves.csv",
+    params:
+        models=expand("models/{algo}/{setting}", algo=ALGORITHMS, setting=trained_settings()),
+        headline_settings=EXPERIMENTS["fig2"],
+        folder=lambda w, output: Path(output.headline).parent,
     log:
-        "logs/eval/metrics.log",
+        "logs/eval/summary.log",
     message:
-        "Collecting the evaluation metrics"
+        "Summarizing the metrics DVC compares"
     shell:
-        "metastress collect --inputs {input} --root results/eval "
-        "--fields accuracy ci95 ci999 n_tasks --out {output.metrics} > {log} 2>&1"
+        "metastress summary --evaluations {input.evaluations} --models {params.models} "
+        "--headline-settings {params.headline_settings} --out {params.folder} > {log} 2>&1"

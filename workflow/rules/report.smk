@@ -13,7 +13,7 @@ rule table1:
         in_setting(EXPERIMENTS["table1"]),
     output:
         md="tables/table1.md",
-        csv="tables/table1.csv",
+        csv=report("tables/table1.csv", caption="../report/table1.rst", category="Table 1"),
         tex="tables/table1.tex",
     log:
         "logs/report/table1.log",
@@ -29,7 +29,12 @@ rule figure:
         lambda w: FIGURE_INPUTS[w.figure],
     output:
         pdf="figures/{figure}.pdf",
-        png="figures/{figure}.png",
+        png=report(
+            "figures/{figure}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
         csv="figures/{figure}.csv",
     log:
         "logs/report/{figure}.log",
@@ -48,7 +53,12 @@ rule fig1:
         [f"models/{a}/{FIG1['setting']}/trajectory.pt" for a in FIG1["algorithms"]],
     output:
         pdf="figures/fig1.pdf",
-        png="figures/fig1.png",
+        png=report(
+            "figures/fig1.png",
+            caption="../report/fig1.rst",
+            category="Figures",
+            labels={"figure": "fig1"},
+        ),
         csv="figures/fig1.csv",
         summary="figures/fig1_summary.csv",
     params:
