@@ -84,6 +84,13 @@ class Conv4(nn.Module):
             x = F.max_pool2d(self.activation(norm(conv(x))), kernel_size=2)  # 28->14->7->3->1
         return self.head(x.flatten(1))  # (M, hidden) -> (M, n_way)
 
+    def forward_tasks(
+        self, weights: dict[str, Tensor], x: Tensor, double_backward: bool = False
+    ) -> Tensor:
+        """This network's fused form: T tasks at once, each with its own weights
+        (weights name -> (T, *shape), x (T, M, C, H, W) -> (T, M, n_way); `forward_tasks`)."""
+        return forward_tasks(weights, x, self.activation, self.norms[0].eps, double_backward)
+
 
 def forward_tasks(
     weights: dict[str, Tensor],
