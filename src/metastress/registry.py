@@ -90,6 +90,14 @@ ALGORITHMS: tuple[Algorithm, ...] = (  # the paper's order first
         MetaLSTMConfig,
     ),
     Algorithm(
+        "anil",
+        "ANIL",
+        "ANIL (Raghu et al. 2020): MAML whose inner loop adapts only the head.",
+        "metastress.algorithms.anil:ANIL",
+        MAMLConfig,
+        in_paper=False,
+    ),
+    Algorithm(
         "adam",
         "Adam",
         "Plain Adam adapting another model's initialization (Figure 4b).",

@@ -81,6 +81,31 @@ def meta_gradients(learner, episode, engine) -> tuple[torch.Tensor, dict]:
     return loss.detach(), dict(zip(params, grads, strict=True))
 
 
+def assert_meta_gradient_matches_finite_differences(learner, engine, episode) -> None:
+    """The meta-gradient along one random direction per meta-parameter equals the central
+    difference of the meta-loss (float64, step 1e-6; use a smooth activation)."""
+    _, grads = meta_gradients(learner, episode, engine)
+    generator = torch.Generator().manual_seed(1)
+    eps = 1e-6
+    for name, p in learner.named_parameters():
+        direction = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+        with torch.no_grad():
+            p.add_(eps * direction)
+            plus = learner.meta_loss(engine, episode)[0]
+            p.sub_(2 * eps * direction)
+            minus = learner.meta_loss(engine, episode)[0]
+            p.add_(eps * direction)
+        numeric = (plus - minus) / (2 * eps)
+        analytic = (grads[name] * direction).sum()
+        torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-9, msg=name)
+
+
+@pytest.fixture
+def finite_differences():
+    """`assert_meta_gradient_matches_finite_differences(learner, engine, episode)`."""
+    return assert_meta_gradient_matches_finite_differences
+
+
 @pytest.fixture(name="meta_gradients")
 def meta_gradients_fixture():
     """`meta_gradients(learner, episode, engine)`."""

@@ -19,7 +19,9 @@ from metastress.models.conv4 import Conv4, forward_tasks, init_weights
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 FIRST_AND_SECOND_ORDER = [
-    (algo, first_order) for algo in ("maml", "metasgd", "taml") for first_order in (True, False)
+    (algo, first_order)
+    for algo in ("maml", "metasgd", "taml", "anil")
+    for first_order in (True, False)
 ] + [("metalstm", None), ("metalstm_pp", None)]
 
 
