@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from metastress.engine import Engine
 
 Weights = dict[str, Tensor]  # name -> parameter-shaped tensor: one task's base learner
+Names = Sequence[str] | None  # weights to differentiate; None: all
 
 
 class BaseLearner(Protocol):
@@ -31,12 +32,7 @@ class BaseLearner(Protocol):
         ...
 
     def loss_and_grads(
-        self,
-        weights: Weights,
-        x: Tensor,
-        y: Tensor,
-        first_order: bool,
-        wrt: Sequence[str] | None = None,
+        self, weights: Weights, x: Tensor, y: Tensor, first_order: bool, wrt: Names = None
     ) -> tuple[Weights, Tensor]:
         """(gradients of the weights named in `wrt` (default all), value) of the mean
         cross-entropy on (x, y). With `first_order` the gradients are constants to any outer

@@ -53,9 +53,7 @@ class Engine:
         """The base learner `model` as the per-task functions of this engine see it."""
         raise NotImplementedError
 
-    def map_tasks(
-        self, fn: Callable[..., Any], shared: tuple, batched: tuple, tasks_per_chunk: int
-    ) -> Any:
+    def map_tasks(self, fn: Callable, shared: tuple, batched: tuple, tasks_per_chunk: int) -> Any:
         """`fn(*shared, *task_i_of_batched)` for every task i, outputs stacked on a leading
         task dimension. Arguments are Tensors or weight dicts; batched ones have the B tasks
         on dim 0. `tasks_per_chunk` is a hint that engines running chunks use."""

@@ -40,17 +40,19 @@ FUSED_CHUNK_IMAGES = 100  # images per fused chunk: larger chunks fall out of ca
 VMAP_CHUNK_IMAGE_STEPS = 16_000
 
 
-class LoopEngine(Engine):
-    """Tasks one after another: the reference implementation."""
-
-    name = "loop"
+class _ModuleEngine(Engine):
+    """An engine that presents one task at a time to the base learner's module."""
 
     def runner(self, model: nn.Module) -> ModuleRunner:
         return ModuleRunner(model)
 
-    def map_tasks(
-        self, fn: Callable[..., Any], shared: tuple, batched: tuple, tasks_per_chunk: int
-    ) -> Any:
+
+class LoopEngine(_ModuleEngine):
+    """Tasks one after another: the reference implementation."""
+
+    name = "loop"
+
+    def map_tasks(self, fn: Callable, shared: tuple, batched: tuple, tasks_per_chunk: int) -> Any:
         outputs = [
             fn(*shared, *(_take(arg, i) for arg in batched)) for i in range(_n_tasks(batched))
         ]
@@ -60,17 +62,12 @@ class LoopEngine(Engine):
         return 1
 
 
-class VmapEngine(Engine):
+class VmapEngine(_ModuleEngine):
     """Every task at once under `torch.func.vmap`; the meta-gradient in memory-sized chunks."""
 
     name = "vmap"
 
-    def runner(self, model: nn.Module) -> ModuleRunner:
-        return ModuleRunner(model)
-
-    def map_tasks(
-        self, fn: Callable[..., Any], shared: tuple, batched: tuple, tasks_per_chunk: int
-    ) -> Any:
+    def map_tasks(self, fn: Callable, shared: tuple, batched: tuple, tasks_per_chunk: int) -> Any:
         return vmap(fn, in_dims=(None,) * len(shared) + (0,) * len(batched))(*shared, *batched)
 
     def tasks_per_chunk(self, images_per_task: int, kept_steps: int = 1) -> int:
@@ -91,9 +88,7 @@ class FusedEngine(Engine):
             )
         return ChunkRunner(fused)
 
-    def map_tasks(
-        self, fn: Callable[..., Any], shared: tuple, batched: tuple, tasks_per_chunk: int
-    ) -> Any:
+    def map_tasks(self, fn: Callable, shared: tuple, batched: tuple, tasks_per_chunk: int) -> Any:
         n_tasks = _n_tasks(batched)
 
         def run_chunk(start: int) -> Any:

@@ -26,9 +26,10 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value
 
 Weights = dict[str, Tensor]  # name -> parameter-shaped tensor (T leading tasks in a chunk)
+Names = Sequence[str] | None  # the weights differentiated; None: all of them
 
 
-def _split(weights: Weights, wrt: Sequence[str] | None) -> tuple[Weights, Weights]:
+def _split(weights: Weights, wrt: Names) -> tuple[Weights, Weights]:
     """(the weights differentiated, the others): all of them when `wrt` is None."""
     names = weights.keys() if wrt is None else wrt
     return {k: weights[k] for k in names}, {k: w for k, w in weights.items() if k not in names}
@@ -45,12 +46,7 @@ class ModuleRunner:
         return functional_call(self.model, weights, x)
 
     def loss_and_grads(
-        self,
-        weights: Weights,
-        x: Tensor,
-        y: Tensor,
-        first_order: bool,
-        wrt: Sequence[str] | None = None,
+        self, weights: Weights, x: Tensor, y: Tensor, first_order: bool, wrt: Names = None
     ) -> tuple[Weights, Tensor]:
         """Gradient (of the weights named in `wrt`, default all) and value of the mean
         cross-entropy on (x (M, C, H, W), y (M,))."""
@@ -80,12 +76,7 @@ class ChunkRunner:
         return self.forward_tasks(weights, x, False)
 
     def loss_and_grads(
-        self,
-        weights: Weights,
-        x: Tensor,
-        y: Tensor,
-        first_order: bool,
-        wrt: Sequence[str] | None = None,
+        self, weights: Weights, x: Tensor, y: Tensor, first_order: bool, wrt: Names = None
     ) -> tuple[Weights, Tensor]:
         """Per task, the gradient (of the weights named in `wrt`, default all) and value (T,)
         of the mean cross-entropy on (x (T, M, C, H, W), y (T, M)).
