@@ -9,11 +9,12 @@ affects running statistics that this protocol never reads. It is written from te
 because `torch.func.vmap` over `F.batch_norm` returns wrong second-order gradients.
 
 `forward_tasks` is the same network for a chunk of tasks with their own weights, written for
-CPU speed (the "fused" task mode; never run under vmap): tasks stacked on the channel axis
-(grouped convolutions), channels-last memory, the native batch norm kernel, pooling before the
-activation (exact for monotone activations), and the one-channel first layer with its batch
-norm folded in, as one matrix product over image patches computed once per image tensor, run
-in cache-sized blocks of images. It equals `Conv4.forward` task by task up to rounding
+CPU speed: the model's fused form (`Conv4.forward_tasks`), which the fused engine asks for and
+never runs under vmap. Tasks are stacked on the channel axis (grouped convolutions),
+channels-last memory, the native batch norm kernel, pooling before the activation (exact for
+monotone activations), and the one-channel first layer with its batch norm folded in, as one
+matrix product over image patches computed once per image tensor, run in cache-sized blocks
+of images. It equals `Conv4.forward` task by task up to rounding
 (tests/algorithms).
 
 References:
