@@ -85,7 +85,7 @@ class MetaLearner(nn.Module):
             start: `adaptation_start`'s result (a weight dict, unless the learner says
                 otherwise).
             support_x (Tensor): float (N*K, 1, 28, 28); support_y (Tensor): int64 (N*K,).
-            steps (int): inner steps (0 returns `weights`).
+            steps (int): inner steps (0 returns the start as weights).
 
         Returns:
             dict: the adapted weights.

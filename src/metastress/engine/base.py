@@ -1,4 +1,4 @@
-"""What every engine does with a learner: adapt, predict, meta-loss, meta-step, evaluation.
+"""What every engine does with a learner: adapt, logits, meta-loss, meta-step, evaluation.
 
 An engine runs a learner's per-task maths over the B tasks of a meta-batch. Learners
 (metastress.algorithms) write `adapt_task` for one task against a base-learner runner;
