@@ -317,11 +317,11 @@ def eval_section(report: Report, device: torch.device, smoke: bool, deadline: fl
             if time.monotonic() > deadline:
                 continue
             learner = build(algo, n_way, {"inner_steps": 5}, 0).to(device)
-            runner = engine.resolve_engine("auto", "fp32", device)
-            runner.evaluate(learner, tasks[:1])
+            chosen = engine.resolve_engine("auto", "fp32", device)
+            chosen.evaluate(learner, tasks[:1])
             sync(device)
             t0 = time.perf_counter()
-            runner.evaluate(learner, tasks)
+            chosen.evaluate(learner, tasks)
             sync(device)
             seconds = time.perf_counter() - t0
             report.log(
