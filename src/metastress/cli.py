@@ -14,6 +14,8 @@ from pathlib import Path
 
 from metastress import __version__, paths, registry
 
+PEOPLE_OPTIONS = ("params", "set", "test")  # options of `train/evaluate ALGO SETTING` only
+
 
 def _data_download(args: argparse.Namespace) -> None:
     from metastress.data.download import fetch_archives
@@ -117,9 +119,6 @@ def _by_name(args: argparse.Namespace, required: tuple[str, ...], optional: tupl
     return False
 
 
-PEOPLE_OPTIONS = ("params", "set", "test")
-
-
 def _params(args: argparse.Namespace) -> dict:
     from metastress.config import load_params
 
@@ -127,7 +126,8 @@ def _params(args: argparse.Namespace) -> dict:
 
 
 def _keep_freed_memory() -> None:
-    """As every torch job does (engine/malloc.py); imported here, with torch, only by them."""
+    """glibc keeps freed memory (engine/malloc.py) in the jobs that run torch; imported here
+    because importing the engine package imports torch."""
     from metastress.engine.malloc import keep_freed_memory
 
     keep_freed_memory()
