@@ -44,6 +44,7 @@ def test_auto_task_mode_is_vmap_on_cuda_and_fused_on_cpu():
 def test_resolve_engine_picks_the_mode_and_keeps_device_and_precision(task_mode, engine):
     chosen = resolve_engine(task_mode, "bf16", CPU)
     assert type(chosen) is engine and chosen.device == CPU and chosen.precision == "bf16"
+    assert type(resolve_engine("auto", "fp32", torch.device("cuda", 0))) is VmapEngine
 
 
 def test_an_unknown_precision_names_the_choices():
