@@ -38,10 +38,10 @@ from benchmarks.common import (
     sampler_for,
 )
 from benchmarks.implementations import Impl, make_step
-from metastress.algorithms import build, inner
+from metastress import engine
+from metastress.algorithms import build
 from metastress.data.tasks import Episode
-from metastress.malloc import keep_freed_memory
-from metastress.train import evaluate_tasks
+from metastress.engine.malloc import keep_freed_memory
 
 ROWS = [
     (5, 1, 15, 32, 1),
@@ -190,7 +190,7 @@ def precision_check(report: Report, device: torch.device) -> None:
     for steps in (1, 5):
         episode = episode_for((20, 1, 1, 4, steps), device)
         reference = _meta_gradient(as_float64(episode), steps, torch.float64, "fp32")
-        for precision in inner.PRECISIONS:
+        for precision in engine.PRECISIONS:
             g = _meta_gradient(episode, steps, torch.float32, precision)
             cosine = torch.nn.functional.cosine_similarity(g, reference, dim=0).item()
             report.log(f"- S={steps}, {precision}: cosine {cosine:.6f}")
@@ -208,7 +208,7 @@ def _meta_gradient(episode: Episode, steps: int, dtype, precision: str) -> torch
 def row_impls() -> list[Impl]:
     impls = []
     for order in ("fo", "so"):
-        impls += [Impl("ours", "maml", order, precision=p) for p in inner.PRECISIONS]
+        impls += [Impl("ours", "maml", order, precision=p) for p in engine.PRECISIONS]
         impls += [Impl("obvious", "maml", order), Impl("higher", "maml", order)]
     impls += [Impl("ours", algo, order) for algo, order in PROFILE_ORDER.items() if algo != "maml"]
     return impls
@@ -265,7 +265,7 @@ def memory_section(report: Report, device: torch.device, smoke: bool, deadline: 
     meta-gradient is taken in chunks of tasks (`MetaLearner.tasks_per_chunk`)."""
     report.log()
     report.log("## Memory of 200-way 1-shot (Q=1), ours (vmap, fp32), MAML: one iteration")
-    report.log(f"(meta-gradient chunks of {inner.VMAP_CHUNK_IMAGE_STEPS} images x kept steps)")
+    report.log(f"(meta-gradient chunks of {engine.VMAP_CHUNK_IMAGE_STEPS} images x kept steps)")
     report.log()
     report.log("| B | S | order | peak MiB | s/it (warm-up iteration) |")
     report.log("|---|---|---|---|---|")
@@ -306,7 +306,7 @@ def memory_section(report: Report, device: torch.device, smoke: bool, deadline: 
 
 
 def eval_section(report: Report, device: torch.device, smoke: bool, deadline: float) -> None:
-    """Tasks/s of `train.evaluate_tasks` (what `metastress evaluate` runs) on 300 test tasks."""
+    """Tasks/s of `Engine.evaluate` (what `metastress evaluate` runs) on 300 test tasks."""
     report.log()
     report.log("## Evaluation throughput: 300 fixed test tasks, 5 adaptation steps, Q=K")
     n_tasks = 20 if smoke else 300
@@ -317,10 +317,11 @@ def eval_section(report: Report, device: torch.device, smoke: bool, deadline: fl
             if time.monotonic() > deadline:
                 continue
             learner = build(algo, n_way, {"inner_steps": 5}, 0).to(device)
-            evaluate_tasks(learner, tasks[:1])
+            chosen = engine.resolve_engine("auto", "fp32", device)
+            chosen.evaluate(learner, tasks[:1])
             sync(device)
             t0 = time.perf_counter()
-            evaluate_tasks(learner, tasks)
+            chosen.evaluate(learner, tasks)
             sync(device)
             seconds = time.perf_counter() - t0
             report.log(

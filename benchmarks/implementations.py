@@ -1,6 +1,6 @@
 """What is timed: one meta-iteration of each implementation, on the same Conv-4 and episode.
 
-- `ours`: a `metastress` learner and Adam, stepped exactly as `train.meta_step` does (one
+- `ours`: a `metastress` learner and Adam, stepped by `Engine.meta_step` as training does (one
   optimizer step per update group, meta-gradient clipping where the algorithm asks for it),
   with a given `task_mode` ("auto" is what the workflow runs) and `precision` (bf16 autocast).
 - `obvious`: the usual hand-written MAML: a Python loop over tasks, `torch.autograd.grad(...,
@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from metastress.algorithms import build
-from metastress.algorithms.inner import autocast, tf32
 from metastress.data.tasks import Episode
+from metastress.engine import resolve_engine
 
 INNER_LR = 0.4  # MAML's Omniglot value (params.yaml maml.inner_lr)
 META_LR = 1e-3
@@ -72,25 +72,17 @@ def make_step(
 
 
 def _ours(impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype, device) -> Built:
-    config = {"inner_steps": inner_steps, "task_mode": impl.task_mode}
-    config["precision"] = impl.precision
+    config = {"inner_steps": inner_steps}
     if impl.order != "-":
         config["first_order"] = impl.order == "fo"
     if impl.algo in ("maml", "metasgd", "taml"):
         config["inner_lr"] = INNER_LR
     learner = build(impl.algo, n_way, config, SEED).to(device, dtype)
     optimizer = torch.optim.Adam(learner.parameters(), lr=META_LR)
+    engine = resolve_engine(impl.task_mode, impl.precision, device)
 
-    def step() -> None:  # train.meta_step without its metrics bookkeeping
-        for group in learner.update_groups(episode):
-            optimizer.zero_grad(set_to_none=True)
-            with tf32(impl.precision):
-                with autocast(impl.precision, device):
-                    loss, _ = learner.meta_loss(group)
-                loss.backward()
-            if learner.meta_grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
-            optimizer.step()
+    def step() -> None:
+        engine.meta_step(learner, optimizer, episode)
 
     init = list(learner.net.parameters()) if hasattr(learner, "net") else [learner.meta.cell.c_I]
     return Built(step, init)

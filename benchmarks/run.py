@@ -47,7 +47,8 @@ from benchmarks.common import (
 )
 from benchmarks.implementations import Impl, make_step
 from metastress.algorithms import build
-from metastress.malloc import keep_freed_memory
+from metastress.engine import resolve_engine
+from metastress.engine.malloc import keep_freed_memory
 
 OUT = Path(__file__).parent / "out"
 ROWS = [(5, 1, 15, 32, 1), (20, 1, 5, 16, 5), (20, 5, 5, 16, 5), (100, 1, 1, 4, 5),
@@ -195,14 +196,14 @@ def eval_throughput(n_tasks, threads, modes, log) -> list[tuple[str, float]]:
     if modes:
         impls += [Impl("ours", "maml", "fo", "loop"), Impl("ours", "maml", "fo", "vmap")]
     for impl in impls:
-        config = {"inner_steps": 5, "task_mode": impl.task_mode}
-        learner = build(impl.algo, 20, config, 0)
+        learner = build(impl.algo, 20, {"inner_steps": 5}, 0)
+        engine = resolve_engine(impl.task_mode, impl.precision, torch.device("cpu"))
 
-        def evaluate(episodes, learner=learner):
+        def evaluate(episodes, learner=learner, engine=engine):
             with torch.no_grad():
                 for episode in episodes:
-                    fast = learner.adapt(episode.support_x, episode.support_y)
-                    learner.predict(fast, episode.query_x).argmax(-1)
+                    fast = engine.adapt(learner, episode.support_x, episode.support_y)
+                    engine.logits(learner, fast, episode.query_x).argmax(-1)
 
         evaluate(tasks[:1])  # warm-up
         seconds = measure.timed(lambda evaluate=evaluate: evaluate(tasks))

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.two_streams   # 2 threads, about 2 min
 
-The measurement behind `metastress.workers`: MAML on (20,5,5,16,5), ours (fused), at the
+The measurement behind `metastress.engine.workers`: MAML on (20,5,5,16,5), ours (fused), at the
 current machine's 2 threads, in one process: the meta-batch's chunks on one-thread workers
 (what the workflow does; the default), against the same chunks one after another with 2
 intra-op threads per operation (`workers.map_ordered` replaced by a plain loop). First and
@@ -19,8 +19,8 @@ import torch
 from benchmarks import measure
 from benchmarks.common import meta_iteration_flops, sampler_for
 from benchmarks.implementations import Impl, make_step
-from metastress import workers
-from metastress.malloc import keep_freed_memory
+from metastress.engine import workers
+from metastress.engine.malloc import keep_freed_memory
 
 ROW = (20, 5, 5, 16, 5)
 ROUNDS = 3

@@ -82,6 +82,10 @@ def test_shipped_params_are_valid():
             lambda p: p["taml"].update(lam=0.5),
             r"taml.lam: 0.5 would never run: .*its range is taml.space.lam\)",
         ),
+        (  # an algorithm's own key, neither set nor searched: no silent default runs
+            lambda p: p["taml"].pop("variant"),
+            r"taml.variant is not set: give it a value in taml, or search it",
+        ),
         (
             lambda p: p["metalstm"]["space"].pop("meta_lr"),
             r"metalstm.meta_lr is not set: give it a value in metalstm, or search it",

@@ -1,4 +1,4 @@
-"""metastress.malloc: glibc keeps freed memory for reuse instead of handing it back.
+"""metastress.engine.malloc: glibc keeps freed memory for reuse instead of handing it back.
 
 Run in a fresh interpreter: other tests may already have called keep_freed_memory here.
 """
@@ -12,7 +12,7 @@ import pytest
 
 PROBE = """
 import ctypes, ctypes.util, json
-from metastress.malloc import keep_freed_memory
+from metastress.engine.malloc import keep_freed_memory
 
 BLOCK = 64 << 20  # above glibc's default mmap threshold
 libc = ctypes.CDLL(ctypes.util.find_library("c"))

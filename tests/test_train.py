@@ -3,11 +3,13 @@
 import pytest
 import torch
 
+from metastress import registry
 from metastress import train as train_module
 from metastress.data.splits import write_split
+from metastress.engine import Engine
 from metastress.train import TrainConfig, train
 
-ALGORITHMS = ["maml", "metasgd", "taml", "metalstm", "metalstm_pp"]
+ALGORITHMS = registry.in_paper()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +83,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(
     )
     train(short, processed_path, split_path, tmp_path / "straight")
 
-    real_step, calls = train_module.meta_step, {"n": 0}
+    real_step, calls = Engine.meta_step, {"n": 0}
 
     def crash_at_fifth(*args):
         calls["n"] += 1
@@ -89,11 +91,11 @@ def test_interrupted_then_resumed_equals_uninterrupted(
             raise KeyboardInterrupt  # the last checkpoint is at iteration 4
         return real_step(*args)
 
-    monkeypatch.setattr(train_module, "meta_step", crash_at_fifth)
-    with pytest.raises(KeyboardInterrupt):
-        train(short, processed_path, split_path, tmp_path / "resumed")
+    with monkeypatch.context() as patch:
+        patch.setattr(Engine, "meta_step", crash_at_fifth)
+        with pytest.raises(KeyboardInterrupt):
+            train(short, processed_path, split_path, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "model.pt").exists()
-    monkeypatch.setattr(train_module, "meta_step", real_step)
     train(short, processed_path, split_path, tmp_path / "resumed")
 
     straight = torch.load(tmp_path / "straight" / "model.pt", weights_only=False)
@@ -115,9 +117,13 @@ def test_work_root_gives_each_config_its_own_checkpoint_folder(tmp_path):
     same = config("maml")
     changed = config("maml", meta_lr=0.01)
     moved = config("maml", device="cpu", checkpoint_every=7)  # results do not depend on these
+    run_another_way = config("maml", task_mode="loop")  # rounding does
     assert train_module.work_dir_for(base, tmp_path) == train_module.work_dir_for(same, tmp_path)
     assert train_module.work_dir_for(base, tmp_path) != train_module.work_dir_for(changed, tmp_path)
     assert train_module.work_dir_for(base, tmp_path) == train_module.work_dir_for(moved, tmp_path)
+    assert train_module.work_dir_for(base, tmp_path) != train_module.work_dir_for(
+        run_another_way, tmp_path
+    )
 
 
 def test_run_config_with_an_unknown_key_is_named():

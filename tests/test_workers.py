@@ -5,7 +5,7 @@ import threading
 import pytest
 import torch
 
-from metastress.workers import map_ordered
+from metastress.engine.workers import map_ordered
 
 CPU = torch.device("cpu")
 

@@ -1,4 +1,10 @@
-"""The `metastress` command line: argument parsing only; each subcommand calls one function."""
+"""The `metastress` command line: argument parsing only; each subcommand calls one function.
+
+`metastress train ALGO SETTING` and `metastress evaluate ALGO SETTING [--test SETTING]` are
+for people: they read params.yaml (`--params`, `--set key=value`) and the workflow's files.
+The flags `--run`, `--processed`, `--split`, `--out`, ... are what the workflow's rules pass.
+Importing this module does not import torch: light jobs (collect, search select) start fast.
+"""
 
 import argparse
 import json
@@ -6,7 +12,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from metastress.malloc import keep_freed_memory
+from metastress import __version__, paths, registry
+
+PEOPLE_OPTIONS = ("params", "set", "test")  # options of `train/evaluate ALGO SETTING` only
 
 
 def _data_download(args: argparse.Namespace) -> None:
@@ -32,6 +40,7 @@ def _data_split(args: argparse.Namespace) -> None:
 
 
 def _search_trial(args: argparse.Namespace) -> None:
+    _keep_freed_memory()
     from metastress.search import run_trial
 
     run_trial(
@@ -46,6 +55,12 @@ def _search_select(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    _keep_freed_memory()
+    if _by_name(args, ("run", "processed", "split", "out"), ("choice", "work_dir", "work_root")):
+        from metastress.jobs import train_by_name
+
+        train_by_name(_params(args), args.algo, args.setting)
+        return
     from metastress.experiments import apply_choice
     from metastress.selection import read_choice
     from metastress.train import train, train_config, work_dir_for
@@ -59,6 +74,17 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    _keep_freed_memory()
+    required = ("model", "evaluation", "processed", "split", "out")
+    if _by_name(args, required, ("steps", "init_from", "optimizer", "optimizer_lr")):
+        from metastress.jobs import evaluate_by_name
+
+        test = args.test or args.setting
+        result = evaluate_by_name(_params(args), args.algo, args.setting, test)
+        out = paths.evaluation_file(args.algo, args.setting, test)
+        accuracy, ci95 = 100 * result["accuracy"], 100 * result["ci95"]
+        print(f"{args.algo} {args.setting} -> {test}: {accuracy:.2f}% +- {ci95:.2f}; {out}")
+        return
     from metastress.evaluate import evaluate
 
     evaluate(
@@ -72,6 +98,39 @@ def _evaluate(args: argparse.Namespace) -> None:
         optimizer=args.optimizer,
         optimizer_lr=args.optimizer_lr,
     )
+
+
+def _by_name(args: argparse.Namespace, required: tuple[str, ...], optional: tuple) -> bool:
+    """True for the people's form (ALGO SETTING and people's options), False for the rules'
+    form (flags); a mix of the two, or an incomplete one, is an error saying what to give."""
+    flags = ", ".join(f"--{key.replace('_', '-')}" for key in required)
+    flagged = [key for key in (*required, *optional) if getattr(args, key) is not None]
+    if not flagged:
+        if args.algo is None or args.setting is None:
+            raise ValueError(f"name what to run, e.g. maml 20w1s (or pass the rules' {flags})")
+        return True
+    missing = [f"--{key.replace('_', '-')}" for key in required if getattr(args, key) is None]
+    people = [key for key in ("algo", "setting", *PEOPLE_OPTIONS) if getattr(args, key, None)]
+    if missing or people:
+        raise ValueError(
+            f"the rules' form takes {flags} (missing: {', '.join(missing) or 'none'}) and no "
+            f"ALGO SETTING or --params/--set/--test (given: {', '.join(people) or 'none'})"
+        )
+    return False
+
+
+def _params(args: argparse.Namespace) -> dict:
+    from metastress.config import load_params
+
+    return load_params(args.params or paths.PARAMS, args.set or ())
+
+
+def _keep_freed_memory() -> None:
+    """glibc keeps freed memory (engine/malloc.py) in the jobs that run torch; imported here
+    because importing the engine package imports torch."""
+    from metastress.engine.malloc import keep_freed_memory
+
+    keep_freed_memory()
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -100,7 +159,8 @@ def _json_arg(text: str) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="metastress", description=__doc__)
+    parser = argparse.ArgumentParser(prog="metastress", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser("data", help="download, prepare and split Omniglot")
@@ -129,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     search = commands.add_parser("search", help="hyperparameter search")
     search_commands = search.add_subparsers(dest="search_command", required=True)
     trial = search_commands.add_parser("trial", help="train and score one sampled config")
-    _add_data_args(trial)
+    _add_data_args(trial, required=True)
     trial.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
     trial.add_argument("--space", type=_json_arg, required=True, help="search space (JSON)")
     trial.add_argument("--trial", type=int, required=True, help="trial index")
@@ -146,12 +206,19 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--out", type=Path, required=True)
     select.set_defaults(func=_search_select)
 
-    train = commands.add_parser("train", help="meta-train one algorithm on one setting")
-    _add_data_args(train)
-    train.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
-    train.add_argument("--choice", type=Path, help="search result whose choice overrides --run")
-    train.add_argument("--out", type=Path, required=True, help="run folder")
-    work = train.add_mutually_exclusive_group()
+    train = commands.add_parser(
+        "train",
+        help="meta-train one algorithm on one setting",
+        description="metastress train maml 20w1s [--set maml.first_order=false]: trains as the "
+        "workflow does, into models/ALGO/SETTING, with the search's choice if there is one.",
+    )
+    _add_people_args(train)
+    rules = train.add_argument_group("the workflow's form (what its rules pass)")
+    _add_data_args(rules)
+    rules.add_argument("--run", type=_json_arg, help="run config (JSON)")
+    rules.add_argument("--choice", type=Path, help="search result whose choice overrides --run")
+    rules.add_argument("--out", type=Path, help="run folder")
+    work = rules.add_mutually_exclusive_group()
     work.add_argument(
         "--work-dir",
         type=Path,
@@ -165,21 +232,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.set_defaults(func=_train)
 
-    evaluate = commands.add_parser("evaluate", help="score a trained model on test tasks")
-    _add_data_args(evaluate)
-    evaluate.add_argument("--model", type=Path, required=True, help="model.pt of the trained model")
-    evaluate.add_argument(
-        "--evaluation", type=_json_arg, required=True, help="test setting and task count (JSON)"
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="score a trained model on test tasks",
+        description="metastress evaluate maml 20w1s [--test 40w5s]: scores "
+        "models/ALGO/SETTING/model.pt on the test setting's fixed tasks, as the workflow does.",
     )
-    evaluate.add_argument("--steps", type=int, help="adaptation steps (default: the model's)")
-    evaluate.add_argument("--init-from", type=Path, help="take the initialization from this model")
-    evaluate.add_argument(
+    _add_people_args(evaluate)
+    evaluate.add_argument("--test", help="test setting (default: the training setting)")
+    rules = evaluate.add_argument_group("the workflow's form (what its rules pass)")
+    _add_data_args(rules)
+    rules.add_argument("--model", type=Path, help="model.pt of the trained model")
+    rules.add_argument("--evaluation", type=_json_arg, help="test setting and task count (JSON)")
+    rules.add_argument("--steps", type=int, help="adaptation steps (default: the model's)")
+    rules.add_argument("--init-from", type=Path, help="take the initialization from this model")
+    rules.add_argument(
         "--optimizer",
-        choices=["adam", "sgd"],
+        choices=registry.hand_optimizers(),
         help="adapt with this optimizer instead of the model's own",
     )
-    evaluate.add_argument("--optimizer-lr", type=float, help="learning rate of --optimizer")
-    evaluate.add_argument("--out", type=Path, required=True, help="result (.json)")
+    rules.add_argument("--optimizer-lr", type=float, help="learning rate of --optimizer")
+    rules.add_argument("--out", type=Path, help="result (.json)")
     evaluate.set_defaults(func=_evaluate)
 
     collect = commands.add_parser("collect", help="gather JSON results into one file")
@@ -207,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     summary.set_defaults(func=_summary)
 
     report = commands.add_parser("report", help="tables and figures from result files")
-    report.add_argument("kind", choices=["table1", "fig1", "fig2", "fig3", "fig4a", "fig4b"])
+    report.add_argument("kind", choices=registry.report_ids())
     report.add_argument("--inputs", type=Path, nargs="+", required=True)
     report.add_argument("--out", type=Path, required=True, help="output prefix, e.g. figures/fig2")
     report.add_argument("--every", type=int, help="fig1: iterations between snapshots")
@@ -215,9 +288,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--processed", type=Path, required=True, help="the prepared .npz")
-    parser.add_argument("--split", type=Path, required=True, help="the split .json")
+def _add_data_args(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("--processed", type=Path, required=required, help="the prepared .npz")
+    parser.add_argument("--split", type=Path, required=required, help="the split .json")
+
+
+def _add_people_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("algo", nargs="?", choices=registry.meta_trained(), help="algorithm id")
+    parser.add_argument("setting", nargs="?", help="a setting of params.yaml, e.g. 20w1s")
+    parser.add_argument("--params", help=f"the configuration (default: {paths.PARAMS})")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a params.yaml key (dotted, e.g. maml.inner_lr=0.1; a YAML value); "
+        "repeatable, validated with the file",
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -227,7 +313,6 @@ def main(argv: list[str] | None = None) -> None:
 
         args.source = OFFICIAL_URL
     func: Callable[[argparse.Namespace], None] = args.func
-    keep_freed_memory()
     try:
         func(args)
     except (ValueError, RuntimeError, FileNotFoundError) as e:

@@ -1,14 +1,23 @@
 """Load params.yaml, validate it against the workflow's JSON schema, and check what a schema
 cannot (ways against the split's classes, images per class, a key both fixed and searched).
 
-Snakemake validates the same file with the same schema before any job runs; the CLI calls
-`load_params` so a stage run by hand fails just as early and just as clearly.
+The schema is workflow/schemas/params.schema.yaml completed from `metastress.registry`: one
+section per meta-trained algorithm, holding the keys of its hyperparameter dataclass (each
+described once in the YAML's `$defs/algorithm_keys`), and the enum of algorithm ids that the
+experiments refer to. Snakemake (workflow/rules/common.smk) and the command line
+(`metastress train maml 20w1s`, `--params` to name another file, `--set key=value` to
+override) both validate through `validate_params`, so a bad file fails before any job runs,
+with the same message either way. Torch-free: Snakemake imports it.
 """
 
+import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from metastress import registry
 
 if TYPE_CHECKING:
     import jsonschema
@@ -31,11 +40,43 @@ def schema_path(params_path: str | Path = "params.yaml") -> Path:
 
 
 def load_schema(params_path: str | Path = "params.yaml") -> dict:
-    return yaml.safe_load(schema_path(params_path).read_text())
+    """The schema of params.yaml, its algorithm parts derived from the registry."""
+    path = schema_path(params_path)
+    return with_algorithms(yaml.safe_load(path.read_text()), str(path))
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read and validate params.yaml; raise ParamsError on the first problem."""
+def with_algorithms(schema: dict, source: str = "the schema") -> dict:
+    """`schema` completed from the registry: a section per meta-trained algorithm (its keys
+    from $defs/algorithm_keys, the rest from $defs/algorithm_section), each section required,
+    and $defs/algorithm_id, the enum of their ids. Which keys a section must hold depends on
+    what its space searches: `check_search_keys` says."""
+    schema = copy.deepcopy(schema)
+    defs = schema["$defs"]
+    template, described = defs["algorithm_section"], defs["algorithm_keys"]
+    ids = registry.meta_trained()
+    defs["algorithm_id"] = {"enum": ids}
+    for algo in ids:
+        keys = registry.section_keys(algo)
+        undescribed = [key for key in keys if key not in described]
+        if undescribed:
+            raise ParamsError(
+                f"{source}: $defs.algorithm_keys has no entry for {undescribed}, config keys of "
+                f"{algo}; describe each key there"
+            )
+        section = copy.deepcopy(template)
+        section["description"] = registry.algorithm(algo).summary
+        section["properties"] = {
+            **{key: {"$ref": f"#/$defs/algorithm_keys/{key}"} for key in keys},
+            **template["properties"],
+        }
+        schema["properties"][algo] = section
+        schema["required"].append(algo)
+    return schema
+
+
+def load_params(path: str | Path = "params.yaml", overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Read params.yaml, apply `key=value` overrides (dotted keys, YAML values) and validate
+    the result; raise ParamsError on the first problem."""
     path = Path(path)
     try:
         params = yaml.safe_load(path.read_text())
@@ -43,7 +84,34 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         raise ParamsError(f"{path} not found; run from the repository root or pass --params") from e
     except yaml.YAMLError as e:
         raise ParamsError(f"{path} is not valid YAML: {e}") from e
-    validate_params(params, load_schema(path), source=str(path))
+    source = f"{path} with --set {' '.join(overrides)}" if overrides else str(path)
+    params = apply_overrides(params, overrides, source)
+    validate_params(params, load_schema(path), source=source)
+    return params
+
+
+def apply_overrides(params: dict, overrides: Sequence[str], source: str = "params.yaml") -> dict:
+    """A copy of params with each "a.b.c=value" override set (the value read as YAML)."""
+    params = copy.deepcopy(params)
+    for item in overrides:
+        key, equals, text = item.partition("=")
+        if not equals or not key:
+            raise ParamsError(f"--set {item!r}: expected KEY=VALUE with a dotted key, e.g. a.b=1")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ParamsError(f"--set {item!r}: the value is not valid YAML ({e})") from e
+        *parents, leaf = key.split(".")
+        node = params
+        for depth, part in enumerate(parents, start=1):
+            if not isinstance(node, dict) or not isinstance(node.get(part), dict):
+                where = ".".join(parents[:depth])
+                raise ParamsError(
+                    f"--set {item!r}: {where} is not a section of {source}; name an existing "
+                    "section (see workflow/schemas/params.schema.yaml)"
+                )
+            node = node[part]
+        node[leaf] = value
     return params
 
 
@@ -63,6 +131,12 @@ def _hint(error: "jsonschema.ValidationError") -> str:
     if error.validator == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         return f"; known keys here: {', '.join(known)}" if known else ""
+    if error.validator == "anyOf":  # e.g. `adam` or an algorithm id: name every choice
+        choices = []
+        for sub in error.context:
+            choices += [sub.validator_value] if sub.validator == "const" else []
+            choices += sub.validator_value if sub.validator == "enum" else []
+        return f"; expected one of {choices}"
     description = error.schema.get("description")
     return f" ({description})" if description else ""
 
@@ -167,8 +241,9 @@ def check_references(params: dict, source: str = "params.yaml") -> None:
 
 def check_search_keys(params: dict, source: str = "params.yaml") -> None:
     """A key in an algorithm's section is what runs, so the search must not choose it too (its
-    choice would silently replace the value); the meta-training keys must be set or searched;
-    a profile's space entry must replace the range of a key some algorithm searches."""
+    choice would silently replace the value); every key of the algorithm and the meta-training
+    keys must be set or searched; a profile's space entry must replace the range of a key some
+    algorithm searches."""
     sections = algorithm_sections(params)
     searched = set().union(*(params[algo]["space"] for algo in sections))
     for name, profile in params["profiles"].items():
@@ -190,7 +265,7 @@ def check_search_keys(params: dict, source: str = "params.yaml") -> None:
                 f"{entry}; to run one fixed value, delete {algo}.space.{key}; otherwise remove "
                 f"{algo}.{key}"
             )
-        for key in META_KEYS:
+        for key in (*registry.section_keys(algo), *META_KEYS):
             if key not in section and key not in entries:
                 raise ParamsError(
                     f"{source}: {algo}.{key} is not set: give it a value in {algo}, or search it "

@@ -3,7 +3,8 @@
 Beyond the in-setting score it covers the paper's other questions with the same code: a
 test setting other than the training one (transfer), an adaptation-steps override
 (ablation), and swapping the initialization or the inner optimizer between models (or for
-plain Adam/SGD) — Figure 4b.
+plain Adam/SGD) — Figure 4b. A model is evaluated by the engine it was trained with (its task
+mode and precision) on the evaluation's device.
 """
 
 from pathlib import Path
@@ -11,10 +12,12 @@ from statistics import NormalDist
 
 import torch
 
-from metastress.algorithms import build
+from metastress import checkpoint
+from metastress.algorithms import MetaLearner, build
 from metastress.atomic import write_json
 from metastress.data.tasks import TaskSampler
-from metastress.train import evaluate_tasks, load_part, load_trained, resolve_device
+from metastress.dataset import load_part
+from metastress.engine import resolve_device, resolve_engine
 
 
 def confidence_half_width(std: float, n: int, level: float) -> float:
@@ -24,6 +27,18 @@ def confidence_half_width(std: float, n: int, level: float) -> float:
 
 def detached(weights: dict) -> dict:
     return {k: w.detach() for k, w in weights.items()}
+
+
+def load_trained(path: Path, device: torch.device | str = "cpu") -> tuple[MetaLearner, dict]:
+    """A trained learner and its run config (train.TrainConfig's hashed fields), from model.pt
+    or a checkpoint."""
+    saved = checkpoint.load(
+        path, regenerate="rerun its training (snakemake reruns it when the file is deleted)"
+    )
+    config = saved["config"]
+    learner = build(config["algo"], config["n_way"], config["algorithm"], config["seed"])
+    learner.load_state_dict(saved["learner"])
+    return learner.to(device).eval(), config
 
 
 def evaluate(
@@ -50,6 +65,7 @@ def evaluate(
     """
     device = resolve_device(evaluation["device"])
     learner, train_config = load_trained(model, device)
+    engine = resolve_engine(train_config["task_mode"], train_config["precision"], device)
     init, donor_algo = None, None
     if init_from is not None:
         donor, donor_config = load_trained(init_from, device)
@@ -61,8 +77,6 @@ def evaluate(
             "inner_lr": optimizer_lr,
             "hidden": learner.config.hidden,
             "activation": learner.config.activation,
-            "task_mode": learner.config.task_mode,
-            "precision": learner.config.precision,
         }
         learner = build(optimizer, train_config["n_way"], hand_config, seed=0).to(device)
     if evaluation["n_way"] != train_config["n_way"]:
@@ -80,7 +94,7 @@ def evaluate(
     tasks = sampler.fixed_tasks(
         evaluation["test_tasks"], evaluation["seed"], evaluation["eval_batch"]
     )
-    scores = evaluate_tasks(learner, tasks, steps, init)
+    scores = engine.evaluate(learner, tasks, steps, init)
     accuracy = torch.tensor(scores["per_task"], dtype=torch.float64)
     std = accuracy.std(unbiased=True).item() if len(accuracy) > 1 else 0.0
     result = {

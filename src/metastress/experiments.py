@@ -10,8 +10,8 @@ import math
 import random
 from typing import Any
 
-from metastress.algorithms import config_keys
 from metastress.config import META_KEYS, n_query, space_entries
+from metastress.registry import config_keys
 
 
 def profile(params: dict) -> dict:
@@ -22,16 +22,11 @@ def profile(params: dict) -> dict:
 
 
 def algorithm_config(params: dict, algo: str) -> dict:
-    """The learner keys fixed in the algo's section, the profile's width, task mode, precision."""
+    """The learner keys fixed in the algo's section, and the profile's width."""
     section = params[algo]
     keys = config_keys(algo)
     config = {k: v for k, v in section.items() if k in keys}
-    protocol = params["protocol"]
-    config.update(
-        hidden=profile(params)["hidden"],
-        task_mode=protocol["task_mode"],
-        precision=protocol["precision"],
-    )
+    config["hidden"] = profile(params)["hidden"]
     return config
 
 
@@ -67,9 +62,19 @@ def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
         "seed": params["protocol"]["seed"],
         "rotate": params["protocol"]["rotate"],
         "device": params["protocol"]["device"],
+        "task_mode": params["protocol"]["task_mode"],
+        "precision": params["protocol"]["precision"],
         "trajectory_every": 0,
         "checkpoint_every": prof["validate_every"],
     }
+
+
+def final_run_config(params: dict, algo: str, setting: str) -> dict:
+    """The final training's run config: `run_config(..., "final")` recording the trajectory
+    where Figure 1 draws it."""
+    run = run_config(params, algo, setting, "final")
+    run["trajectory_every"] = trajectory_every(params, algo, setting)
+    return run
 
 
 def trajectory_every(params: dict, algo: str, setting: str) -> int:

@@ -24,17 +24,12 @@ from tqdm import tqdm
 
 from metastress import checkpoint
 from metastress.algorithms import MetaLearner, build
-from metastress.algorithms.inner import autocast, tf32
 from metastress.atomic import atomic_path, write_json, write_text
-from metastress.data.prepare import CorruptInputError, load_processed
-from metastress.data.splits import read_split, split_images
-from metastress.data.tasks import Episode, TaskSampler
+from metastress.data.tasks import TaskSampler
+from metastress.dataset import load_part
+from metastress.engine import DivergenceError, resolve_device, resolve_engine
 
 METRIC_COLUMNS = ("iteration", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
-
-
-class DivergenceError(RuntimeError):
-    """The meta-loss, its gradient or the meta-parameters became NaN or infinite."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +37,9 @@ class TrainConfig:
     """Everything a training run depends on; its hash guards resumption.
 
     Args:
-        algo (str): key of metastress.algorithms.ALGORITHMS.
+        algo (str): a meta-trained algorithm id of metastress.registry.
         n_way, k_shot, n_query (int): the training setting.
-        algorithm (dict): config keys of the algorithm (see algorithms.config_keys).
+        algorithm (dict): config keys of the algorithm (see registry.config_keys).
         meta_lr (float): Adam learning rate of the meta-parameters.
         meta_batch (int): tasks per meta-iteration.
         iterations (int): maximum meta-iterations.
@@ -55,6 +50,9 @@ class TrainConfig:
         seed (int): weight initialization and episode sampling.
         rotate (bool): class augmentation by rotation.
         device (str): "auto", "cpu" or "cuda".
+        task_mode (str): how a meta-batch's tasks run: "auto" or one of the engines
+            (engine.TASK_MODES); rounding differs between them, so it is hashed.
+        precision (str): "fp32", "tf32" or "bf16" (engine.PRECISIONS).
         trajectory_every (int): every this many iterations record the flattened learned
             initialization (Figure 1); 0 records none.
         checkpoint_every (int): also checkpoint every this many iterations between
@@ -74,6 +72,8 @@ class TrainConfig:
     seed: int = 0
     rotate: bool = True
     device: str = "auto"
+    task_mode: str = "auto"
+    precision: str = "fp32"
     trajectory_every: int = 0
     checkpoint_every: int = 0
     algorithm: dict = field(default_factory=dict)
@@ -103,80 +103,6 @@ def work_dir_for(config: TrainConfig, root: Path) -> Path:
     return Path(root) / checkpoint.config_hash(config.hashed())
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("protocol.device is 'cuda' but no CUDA device is visible; use 'auto'")
-    return torch.device(device)
-
-
-def load_part(processed_path: Path, split_path: Path, part: str, device: torch.device):
-    processed, split = load_processed(processed_path), read_split(split_path)
-    try:
-        return split_images(processed, split, part, device)
-    except CorruptInputError as e:
-        raise CorruptInputError(f"{split_path} does not fit {processed_path}: {e}") from e
-
-
-@torch.no_grad()
-def evaluate_tasks(
-    learner: MetaLearner, tasks: list[Episode], steps: int | None = None, init: dict | None = None
-) -> dict:
-    """Mean query loss and accuracy, and per-task accuracies, of adapting on fixed tasks."""
-    losses, accuracies = [], []
-    precision = learner.config.precision
-    for episode in tasks:
-        with tf32(precision), autocast(precision, episode.support_x.device):
-            fast = learner.adapt(episode.support_x, episode.support_y, steps, init=init)
-            logits = learner.predict(fast, episode.query_x).float()  # (B, N*Q, N)
-        losses.append(
-            torch.nn.functional.cross_entropy(
-                logits.transpose(1, 2), episode.query_y, reduction="none"
-            ).mean(1)
-        )
-        accuracies.append((logits.argmax(-1) == episode.query_y).float().mean(1))
-    accuracy = torch.cat(accuracies)
-    return {
-        "loss": torch.cat(losses).mean().item(),
-        "accuracy": accuracy.mean().item(),
-        "per_task": accuracy.tolist(),
-    }
-
-
-def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, episode: Episode) -> dict:
-    """One meta-iteration: one optimizer step per update group (per task for MetaLSTM).
-
-    `precision` "fp32" keeps TF32 off (PyTorch's GPU default turns it on for convolutions): on
-    an H200 TF32 bent MAML's meta-gradient (20w1s, 5 inner steps) to cosine 0.61 with the
-    float64 one, where strict fp32 gave 1.000000 (benchmarks/RESULTS.md).
-    """
-    totals: dict[str, float] = {}
-    groups = 0
-    precision = learner.config.precision
-    for group in learner.update_groups(episode):
-        optimizer.zero_grad(set_to_none=True)
-        with tf32(precision):
-            with autocast(precision, group.support_x.device):
-                loss, metrics = learner.meta_loss(group)
-            if not torch.isfinite(loss):
-                raise DivergenceError(f"meta-loss is {loss.item()}")
-            loss.backward()
-        if learner.meta_grad_clip is not None:
-            norm = torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
-        else:
-            norm = torch.nn.utils.get_total_norm(
-                [p.grad for p in learner.parameters() if p.grad is not None]
-            )
-        if not torch.isfinite(norm):  # checked before the step spoils the weights
-            raise DivergenceError(f"meta-gradient norm is {norm.item()} (meta-loss {loss.item()})")
-        optimizer.step()
-        groups += 1
-        for key, value in metrics.items():
-            totals[key] = totals.get(key, 0.0) + value
-    return {key: value / groups for key, value in totals.items()}
-
-
 def train(
     config: TrainConfig,
     processed_path: Path,
@@ -192,6 +118,7 @@ def train(
     out_dir = Path(out_dir)
     work_dir = Path(work_dir) if work_dir is not None else out_dir / "checkpoints"
     device = resolve_device(config.device)
+    engine = resolve_engine(config.task_mode, config.precision, device)
     sampler = TaskSampler(
         load_part(processed_path, split_path, "train", device),
         config.n_way,
@@ -259,7 +186,7 @@ def train(
         episode = sampler.sample(config.meta_batch, generator)
         learner.train()
         try:
-            metrics = meta_step(learner, optimizer, episode)
+            metrics = engine.meta_step(learner, optimizer, episode)
         except DivergenceError as e:
             raise DivergenceError(
                 f"{config.algo} diverged at iteration {state['iteration'] + 1}: {e}. "
@@ -277,7 +204,7 @@ def train(
         if validating:
             _check_finite(learner, config, state, afresh)
             learner.eval()
-            scores = evaluate_tasks(learner, validation_tasks)
+            scores = engine.evaluate(learner, validation_tasks)
             row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
             if scores["accuracy"] > state["best_accuracy"]:
                 state["best_accuracy"], state["best_iteration"] = (
@@ -377,14 +304,3 @@ def _finish(config: TrainConfig, state: dict, best: Path, out_dir: Path, afresh:
         torch.save(torch.stack(trajectory) if trajectory else torch.empty(0), tmp)  # (T, P)
     write_json(out_dir / "summary.json", summary)
     return summary
-
-
-def load_trained(path: Path, device: torch.device | str = "cpu") -> tuple[MetaLearner, dict]:
-    """A trained learner and its config, from model.pt or a checkpoint."""
-    saved = checkpoint.load(
-        path, regenerate="rerun its training (snakemake reruns it when the file is deleted)"
-    )
-    config = saved["config"]
-    learner = build(config["algo"], config["n_way"], config["algorithm"], config["seed"])
-    learner.load_state_dict(saved["learner"])
-    return learner.to(device).eval(), config

@@ -1,7 +1,9 @@
 """Tiny shared fixtures: float64 episodes of random 28x28 images and tiny float64 learners.
 
-Helpers are handed out as factory fixtures (`make_episode`, `make_learner`) rather than imported,
-so that this conftest never clashes with the conftest modules of other test folders.
+Helpers are handed out as factory fixtures (`make_episode`, `make_learner`, `make_engine`,
+`meta_gradients`) rather than imported by the bare name `conftest`, which the conftest modules
+of other test folders share; what a module needs at import time it imports from
+`tests.algorithms.conftest`.
 """
 
 import re
@@ -11,6 +13,7 @@ import torch
 
 from metastress.algorithms import build
 from metastress.data.tasks import Episode
+from metastress.engine import resolve_engine
 
 TINY = {"hidden": 4, "inner_steps": 2}  # Conv-4 with 4 channels: ~500 parameters
 TOL = {"rtol": 1e-9, "atol": 1e-12}
@@ -43,6 +46,11 @@ def tiny_learner(algo: str, n_way: int = 2, seed: int = 0, **config):
     return build(algo, n_way, {**TINY, **config}, seed).double()
 
 
+def cpu_engine(task_mode: str = "auto", precision: str = "fp32"):
+    """The engine of `task_mode` on the CPU ("auto" is fused there)."""
+    return resolve_engine(task_mode, precision, torch.device("cpu"))
+
+
 @pytest.fixture(autouse=True)
 def one_thread():
     """Run on one intra-op thread: the tiny models gain nothing from more, and on a loaded
@@ -63,6 +71,51 @@ def make_episode():
 def make_learner():
     """`tiny_learner(algo, n_way=2, seed=0, **config)`."""
     return tiny_learner
+
+
+def meta_gradients(learner, episode, engine) -> tuple[torch.Tensor, dict]:
+    """(meta-loss, {meta-parameter name: meta-gradient}) of one meta-batch."""
+    loss, _ = learner.meta_loss(engine, episode)
+    params = dict(learner.named_parameters())
+    grads = torch.autograd.grad(loss, list(params.values()))
+    return loss.detach(), dict(zip(params, grads, strict=True))
+
+
+def assert_meta_gradient_matches_finite_differences(learner, engine, episode) -> None:
+    """The meta-gradient along one random direction per meta-parameter equals the central
+    difference of the meta-loss (float64, step 1e-6; use a smooth activation)."""
+    _, grads = meta_gradients(learner, episode, engine)
+    generator = torch.Generator().manual_seed(1)
+    eps = 1e-6
+    for name, p in learner.named_parameters():
+        direction = torch.randn(p.shape, generator=generator, dtype=p.dtype)
+        with torch.no_grad():
+            p.add_(eps * direction)
+            plus = learner.meta_loss(engine, episode)[0]
+            p.sub_(2 * eps * direction)
+            minus = learner.meta_loss(engine, episode)[0]
+            p.add_(eps * direction)
+        numeric = (plus - minus) / (2 * eps)
+        analytic = (grads[name] * direction).sum()
+        torch.testing.assert_close(analytic, numeric, rtol=1e-5, atol=1e-9, msg=name)
+
+
+@pytest.fixture
+def finite_differences():
+    """`assert_meta_gradient_matches_finite_differences(learner, engine, episode)`."""
+    return assert_meta_gradient_matches_finite_differences
+
+
+@pytest.fixture(name="meta_gradients")
+def meta_gradients_fixture():
+    """`meta_gradients(learner, episode, engine)`."""
+    return meta_gradients
+
+
+@pytest.fixture
+def make_engine():
+    """`cpu_engine(task_mode="auto", precision="fp32")`."""
+    return cpu_engine
 
 
 @pytest.fixture

@@ -12,28 +12,23 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from metastress.algorithms import ALGORITHMS, HAND_OPTIMIZERS, inner
-from metastress.algorithms.inner import base_logits, map_tasks
+from metastress import registry
+from metastress.engine import modes
 from metastress.models import conv4
 from metastress.models.conv4 import Conv4, forward_tasks, init_weights
 
 TOL = {"rtol": 1e-9, "atol": 1e-12}
 FIRST_AND_SECOND_ORDER = [
-    (algo, first_order) for algo in ("maml", "metasgd", "taml") for first_order in (True, False)
+    (algo, first_order)
+    for algo in ("maml", "metasgd", "taml", "anil")
+    for first_order in (True, False)
 ] + [("metalstm", None), ("metalstm_pp", None)]
 
 
 @pytest.fixture
 def small_chunks(monkeypatch):
     """Chunks of 2 tasks for 2-image support sets (and 1 task for 4-image query sets)."""
-    monkeypatch.setattr(inner, "FUSED_CHUNK_IMAGES", 4)
-
-
-def meta_gradients(learner, episode):
-    loss, _ = learner.meta_loss(episode)
-    params = dict(learner.named_parameters())
-    grads = torch.autograd.grad(loss, list(params.values()))
-    return loss.detach(), dict(zip(params, grads, strict=True))
+    monkeypatch.setattr(modes, "FUSED_CHUNK_IMAGES", 4)
 
 
 def images_with_ties(n_tasks, m, generator):
@@ -125,13 +120,12 @@ def test_forward_tasks_in_two_threads_keeps_their_images_apart(monkeypatch):
 
 @pytest.mark.parametrize(("algo", "first_order"), FIRST_AND_SECOND_ORDER)
 def test_fused_equals_the_reference_loop(
-    make_learner, make_episode, small_chunks, algo, first_order
+    make_learner, make_engine, make_episode, meta_gradients, small_chunks, algo, first_order
 ):
     episode = make_episode(n_tasks=3)
-    config = {} if first_order is None else {"first_order": first_order}
+    learner = make_learner(algo, **({} if first_order is None else {"first_order": first_order}))
     results = {
-        mode: meta_gradients(make_learner(algo, task_mode=mode, **config), episode)
-        for mode in ("loop", "fused")
+        mode: meta_gradients(learner, episode, make_engine(mode)) for mode in ("loop", "fused")
     }
     torch.testing.assert_close(results["fused"], results["loop"], **TOL)
 
@@ -144,63 +138,99 @@ def test_fused_equals_the_reference_loop(
     ],
 )
 def test_fused_taml_shared_initial_logits_equal_the_loop(
-    make_learner, make_episode, small_chunks, config
+    make_learner, make_engine, make_episode, meta_gradients, small_chunks, config
 ):
-    episode = make_episode(n_tasks=3)
+    episode, learner = make_episode(n_tasks=3), make_learner("taml", **config)
     results = {
-        mode: meta_gradients(make_learner("taml", task_mode=mode, **config), episode)
-        for mode in ("loop", "fused")
+        mode: meta_gradients(learner, episode, make_engine(mode)) for mode in ("loop", "fused")
     }
     torch.testing.assert_close(results["fused"], results["loop"], **TOL)
 
 
-@pytest.mark.parametrize("algo", HAND_OPTIMIZERS)
+@pytest.mark.parametrize("algo", registry.hand_optimizers())
 def test_fused_hand_optimizers_equal_the_loop(
-    make_learner, make_episode, small_chunks, adapted_close, algo
+    make_learner, make_engine, make_episode, small_chunks, adapted_close, algo
 ):
-    episode = make_episode(n_tasks=3)
+    episode, learner = make_episode(n_tasks=3), make_learner(algo)
     init = make_learner("maml").initial_weights()
     fast = {
-        mode: make_learner(algo, task_mode=mode).adapt(
-            episode.support_x, episode.support_y, init=init
-        )
+        mode: make_engine(mode).adapt(learner, episode.support_x, episode.support_y, init=init)
         for mode in ("loop", "fused")
     }
     adapted_close(fast["fused"], fast["loop"], init)
 
 
-@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+@pytest.mark.parametrize("algo", registry.meta_trained())
 def test_fused_evaluation_under_no_grad_equals_the_loop(
-    make_learner, make_episode, small_chunks, algo
+    make_learner, make_engine, make_episode, small_chunks, algo
 ):
-    episode = make_episode(n_tasks=3)
+    episode, learner = make_episode(n_tasks=3), make_learner(algo)
     logits = {}
     for mode in ("loop", "fused"):
-        learner = make_learner(algo, task_mode=mode)
+        engine = make_engine(mode)
         with torch.no_grad():
-            fast = learner.adapt(episode.support_x, episode.support_y)
-            logits[mode] = learner.predict(fast, episode.query_x)
+            fast = engine.adapt(learner, episode.support_x, episode.support_y)
+            logits[mode] = engine.logits(learner, fast, episode.query_x)
     assert not logits["fused"].requires_grad
     torch.testing.assert_close(logits["fused"], logits["loop"], **TOL)
 
 
-def test_fused_chunks_split_the_meta_batch(small_chunks):
+def test_fused_chunks_split_the_meta_batch(make_engine):
     calls = []
 
     def fn(weights, x):
         calls.append(x.shape[0])
         return weights["w"] * x.sum(dim=(1, 2, 3, 4))  # (T,)
 
-    x = torch.rand(5, 2, 1, 3, 3, dtype=torch.float64)  # 2 images per task: 2 tasks a chunk
+    x = torch.rand(5, 2, 1, 3, 3, dtype=torch.float64)
     shared = {"w": torch.tensor(2.0, dtype=torch.float64)}
-    out = map_tasks(fn, "fused", (None, 0), shared, x)
+    out = make_engine("fused").map_tasks(fn, (shared,), (x,), 2)
     assert calls == [2, 2, 1]
     torch.testing.assert_close(out, 2 * x.sum(dim=(1, 2, 3, 4)), **TOL)
-    calls.clear()
-    torch.testing.assert_close(map_tasks(fn, "fused", (None, 0), shared, x, chunk=3), out)
-    assert calls == [3, 2]
 
 
-def test_fused_refuses_a_base_learner_other_than_conv4():
-    with pytest.raises(ValueError, match="needs the Conv4 base learner"):
-        base_logits(nn.Linear(3, 2), {}, torch.zeros(1, 2, 1, 3, 3))
+def test_fused_chunk_size_follows_the_images_of_a_task(make_engine, small_chunks):
+    engine = make_engine("fused")
+    assert [engine.tasks_per_chunk(images) for images in (1, 2, 3, 4, 5)] == [4, 2, 1, 1, 1]
+
+
+def test_metalstm_adapts_one_task_per_fused_chunk(make_learner, make_engine, make_episode):
+    """Its per-task gate tensors fill a cache alone (MetaLearner.fused_adapt_tasks)."""
+    episode, engine = make_episode(n_tasks=3), make_engine("fused")
+    seen = []
+    learner = make_learner("metalstm_pp")
+    adapt_task = learner.adapt_task
+
+    def recording(base, start, support_x, support_y, steps):
+        seen.append(support_x.shape[0])
+        return adapt_task(base, start, support_x, support_y, steps)
+
+    learner.adapt_task = recording
+    engine.adapt(learner, episode.support_x, episode.support_y)
+    assert seen == [1, 1, 1]
+
+
+@pytest.mark.parametrize("grad", [False, True])
+def test_fused_chunks_go_to_workers_only_when_they_build_no_shared_graph(
+    make_engine, monkeypatch, grad
+):
+    """Chunks of one autograd graph built on several threads would sum the gradients of its
+    shared leaves in an order set by thread timing: MetaLSTM++ (one meta-gradient chunk) and
+    TAML gave different meta-gradients from run to run at 2 threads. Without gradients,
+    chunks run at once on one-thread workers."""
+    dispatched = []
+
+    def recorded(fn, items, device):
+        dispatched.append(len(items))
+        return [fn(item) for item in items]
+
+    monkeypatch.setattr(modes.workers, "map_ordered", recorded)
+    x = torch.rand(4, 2, 1, 3, 3, dtype=torch.float64)
+    with torch.set_grad_enabled(grad):
+        make_engine("fused").map_tasks(lambda images: images.sum(dim=(1, 2, 3, 4)), (), (x,), 1)
+    assert dispatched == ([] if grad else [4])
+
+
+def test_fused_refuses_a_base_learner_without_a_fused_form(make_engine):
+    with pytest.raises(ValueError, match="Linear has none: use task_mode 'loop' or 'vmap'"):
+        make_engine("fused").runner(nn.Linear(3, 2))

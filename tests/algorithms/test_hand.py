@@ -15,14 +15,14 @@ OPTIMIZERS = {
 @pytest.mark.parametrize("algo", ["sgd", "adam"])
 @pytest.mark.parametrize("task_mode", ["loop", "vmap"])
 def test_adaptation_equals_torch_optim_on_a_model_copy(
-    make_learner, episode, adapted_close, algo, task_mode
+    make_learner, make_engine, episode, adapted_close, algo, task_mode
 ):
-    config = {"inner_steps": 3, "inner_lr": 0.05, "task_mode": task_mode}
+    config = {"inner_steps": 3, "inner_lr": 0.05}
     if algo == "adam":
         config |= {"adam_beta1": 0.8, "adam_beta2": 0.99, "adam_eps": 1e-6}
     learner = make_learner(algo, **config)
     init = make_learner("maml").initial_weights()
-    fast = learner.adapt(episode.support_x, episode.support_y, init=init)
+    fast = make_engine(task_mode).adapt(learner, episode.support_x, episode.support_y, init=init)
     for i in range(len(episode)):
         model = Conv4(2, hidden=4).double()
         model.load_state_dict({k: w.detach() for k, w in init.items()})
@@ -36,16 +36,18 @@ def test_adaptation_equals_torch_optim_on_a_model_copy(
 
 
 @pytest.mark.parametrize("algo", ["sgd", "adam"])
-def test_needs_an_init_and_has_no_meta_parameters(make_learner, episode, algo):
+def test_needs_an_init_and_has_no_meta_parameters(make_learner, make_engine, episode, algo):
     learner = make_learner(algo)
     assert learner.name == algo and list(learner.parameters()) == []
     with pytest.raises(ValueError, match="pass init="):
         learner.initial_weights()
     with pytest.raises(ValueError, match="pass init="):
-        learner.adapt(episode.support_x, episode.support_y)
+        make_engine().adapt(learner, episode.support_x, episode.support_y)
 
 
-def test_adaptation_builds_no_graph_to_the_init(make_learner, episode):
+def test_adaptation_builds_no_graph_to_the_init(make_learner, make_engine, episode):
     init = make_learner("maml").initial_weights()
-    fast = make_learner("adam").adapt(episode.support_x, episode.support_y, init=init)
+    fast = make_engine().adapt(
+        make_learner("adam"), episode.support_x, episode.support_y, init=init
+    )
     assert all(not w.requires_grad for w in fast.values())

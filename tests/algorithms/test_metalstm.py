@@ -68,7 +68,7 @@ def test_initial_weights_are_the_cell_state_and_match_maml_for_the_same_seed(mak
     assert sum(p.numel() for p in learner.parameters()) > learner.skeleton.n_params
 
 
-def test_saturated_gates_make_one_step_plain_sgd(make_learner, episode):
+def test_saturated_gates_make_one_step_plain_sgd(make_learner, make_engine, episode):
     alpha = 0.3
     learner = make_learner("metalstm")
     cell = learner.meta.cell
@@ -79,7 +79,7 @@ def test_saturated_gates_make_one_step_plain_sgd(make_learner, episode):
         cell.b_I.fill_(math.log(alpha / (1 - alpha)))  # sigmoid(b_I) == alpha
     theta = {k: w.detach() for k, w in learner.initial_weights().items()}
     for steps in (1, 2):
-        fast = learner.adapt(episode.support_x, episode.support_y, steps=steps)
+        fast = make_engine().adapt(learner, episode.support_x, episode.support_y, steps=steps)
         for i in range(len(episode)):
             weights = theta
             for _ in range(steps):
@@ -96,7 +96,7 @@ def test_saturated_gates_make_one_step_plain_sgd(make_learner, episode):
 
 @pytest.mark.parametrize("task_mode", ["loop", "fused"])
 def test_learner_loss_and_gradient_enter_as_constants(
-    make_learner, episode, monkeypatch, task_mode
+    make_learner, make_engine, episode, monkeypatch, task_mode
 ):
     seen = []
     step = MetaLSTMNet.forward
@@ -107,28 +107,25 @@ def test_learner_loss_and_gradient_enter_as_constants(
         return step(self, state, loss, grad)
 
     monkeypatch.setattr(MetaLSTMNet, "forward", recording_step)
-    learner = make_learner("metalstm", inner_steps=3, task_mode=task_mode)
-    loss, _ = learner.meta_loss(episode)
+    learner = make_learner("metalstm", inner_steps=3)
+    loss, _ = learner.meta_loss(make_engine(task_mode), episode)
     loss.backward()
     assert len(seen) == 3 * len(episode)
     assert all(c and not loss_ and not g for c, loss_, g in seen), seen
 
 
-def test_init_replaces_the_learned_cell_state(make_learner, episode):
+def test_init_replaces_the_learned_cell_state(make_learner, make_engine, episode):
     learner, maml = make_learner("metalstm", seed=0), make_learner("maml", seed=1)
+    engine, x, y = make_engine(), episode.support_x, episode.support_y
     init = maml.initial_weights()
-    swapped = learner.adapt(episode.support_x, episode.support_y, init=init)
+    swapped = engine.adapt(learner, x, y, init=init)
     with torch.no_grad():
         learner.meta.cell.c_I.copy_(learner.skeleton.flatten(init))
-    torch.testing.assert_close(swapped, learner.adapt(episode.support_x, episode.support_y), **TOL)
-    zero = learner.adapt(episode.support_x, episode.support_y, steps=0, init=init)
+    torch.testing.assert_close(swapped, engine.adapt(learner, x, y), **TOL)
+    zero = engine.adapt(learner, x, y, steps=0, init=init)
     torch.testing.assert_close({k: v[0] for k, v in zero.items()}, init, **TOL)
     with pytest.raises(ValueError, match="same n_way, hidden and activation"):
-        learner.adapt(
-            episode.support_x,
-            episode.support_y,
-            init=make_learner("maml", n_way=3).initial_weights(),
-        )
+        engine.adapt(learner, x, y, init=make_learner("maml", n_way=3).initial_weights())
 
 
 class CountingSGD(torch.optim.SGD):
@@ -142,16 +139,18 @@ class CountingSGD(torch.optim.SGD):
 
 
 @pytest.mark.parametrize(("algo", "updates"), [("metalstm", 3), ("metalstm_pp", 1)])
-def test_meta_updates_per_meta_batch(make_learner, make_episode, algo, updates):
+def test_meta_updates_per_meta_batch(make_learner, make_engine, make_episode, algo, updates):
     learner = make_learner(algo)
     optimizer = CountingSGD(learner.parameters(), lr=1e-3)
-    for group in learner.update_groups(make_episode(n_tasks=3)):
-        optimizer.zero_grad()
-        loss, _ = learner.meta_loss(group)
-        loss.backward()
-        nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
-        optimizer.step()
+    make_engine().meta_step(learner, optimizer, make_episode(n_tasks=3))
     assert optimizer.steps == updates
+
+
+def test_meta_step_clips_the_meta_gradient_norm(make_learner, make_engine, episode):
+    learner = make_learner("metalstm_pp", meta_grad_clip=1e-6)
+    make_engine().meta_step(learner, torch.optim.SGD(learner.parameters(), lr=0.0), episode)
+    norm = torch.nn.utils.get_total_norm([p.grad for p in learner.parameters()])
+    assert norm.item() == pytest.approx(1e-6, rel=1e-6)
 
 
 def test_plus_plus_is_the_same_network_updated_per_meta_batch(make_learner):

@@ -28,14 +28,14 @@ def test_meta_sgd_update_is_elementwise():
     )
 
 
-def test_one_step_is_theta_minus_alpha_times_gradient(make_learner, episode):
+def test_one_step_is_theta_minus_alpha_times_gradient(make_learner, make_engine, episode):
     learner = make_learner("metasgd")
     generator = torch.Generator().manual_seed(3)
     with torch.no_grad():  # distinct rates per coordinate
         for lr in learner.lrs:
             lr.copy_(torch.rand(lr.shape, generator=generator, dtype=lr.dtype))
     theta, alpha = learner.initial_weights(), learner.learning_rates()
-    fast = learner.adapt(episode.support_x, episode.support_y, steps=1)
+    fast = make_engine().adapt(learner, episode.support_x, episode.support_y, steps=1)
     for i in range(len(episode)):
         logits = functional_call(learner.net, theta, episode.support_x[i])
         grads = torch.autograd.grad(
@@ -45,9 +45,9 @@ def test_one_step_is_theta_minus_alpha_times_gradient(make_learner, episode):
             torch.testing.assert_close(fast[name][i], w - alpha[name] * g, **TOL)
 
 
-def test_learning_rates_receive_meta_gradient(make_learner, episode):
+def test_learning_rates_receive_meta_gradient(make_learner, make_engine, episode):
     learner = make_learner("metasgd")
-    loss, _ = learner.meta_loss(episode)
+    loss, _ = learner.meta_loss(make_engine(), episode)
     grads = torch.autograd.grad(loss, list(learner.lrs))
     names = [name for name, _ in learner.net.named_parameters()]
     largest = max(g.abs().max() for g in grads)
@@ -59,14 +59,15 @@ def test_learning_rates_receive_meta_gradient(make_learner, episode):
             assert g.abs().sum() > 0, name
 
 
-def test_uniform_rates_reproduce_maml(make_learner, episode):
+def test_uniform_rates_reproduce_maml(make_learner, make_engine, episode):
     maml = make_learner("maml", inner_lr=0.25)
     metasgd = make_learner("metasgd", inner_lr=0.25)
     with torch.no_grad():
         for lr in metasgd.lrs:
             lr.fill_(0.25)  # exactly the float64 rate MAML uses
+    engine = make_engine()
     torch.testing.assert_close(
-        metasgd.adapt(episode.support_x, episode.support_y),
-        maml.adapt(episode.support_x, episode.support_y),
+        engine.adapt(metasgd, episode.support_x, episode.support_y),
+        engine.adapt(maml, episode.support_x, episode.support_y),
         **TOL,
     )

@@ -83,11 +83,12 @@ def per_task_losses(logits, labels):
     return torch.stack([F.cross_entropy(lg, y) for lg, y in zip(logits, labels, strict=True)])
 
 
-def penalty_by_hand(maml, episode, config):
+def penalty_by_hand(maml, engine, episode, config):
     """The TAML penalty from MAML's adapted/initial model, computed task by task."""
     theta = maml.initial_weights()
     initial = torch.stack([functional_call(maml.net, theta, x) for x in episode.support_x])
-    adapted = maml.predict(maml.adapt(episode.support_x, episode.support_y), episode.query_x)
+    fast = engine.adapt(maml, episode.support_x, episode.support_y)
+    adapted = engine.logits(maml, fast, episode.query_x)
     if config["variant"] == "entropy":
         return prediction_entropy(adapted) - prediction_entropy(initial)
     if config["measure_on"] == "adapted":
@@ -115,15 +116,17 @@ CONFIGS = [
 @pytest.mark.parametrize(
     "config", CONFIGS, ids=lambda c: f"{c['variant']}-{c['measure']}-{c['measure_on']}"
 )
-def test_meta_gradient_is_maml_plus_lambda_penalty_gradient(make_learner, make_episode, config):
-    episode = make_episode(n_tasks=3)
+def test_meta_gradient_is_maml_plus_lambda_penalty_gradient(
+    make_learner, make_engine, make_episode, config
+):
+    episode, engine = make_episode(n_tasks=3), make_engine()
     config = {**config, "lam": 0.7, "atkinson_epsilon": 0.8, "ge_alpha": 1.5}
     taml, maml = make_learner("taml", **config), make_learner("maml")
     theta_taml, theta_maml = list(taml.parameters()), list(maml.parameters())
     torch.testing.assert_close(theta_taml, theta_maml, rtol=0, atol=0)  # same seed, same theta
-    objective, metrics = taml.meta_loss(episode)
-    maml_loss, _ = maml.meta_loss(episode)
-    penalty = penalty_by_hand(maml, episode, config)
+    objective, metrics = taml.meta_loss(engine, episode)
+    maml_loss, _ = maml.meta_loss(engine, episode)
+    penalty = penalty_by_hand(maml, engine, episode, config)
     expected = [
         a + 0.7 * b
         for a, b in zip(
@@ -141,10 +144,10 @@ def test_meta_gradient_is_maml_plus_lambda_penalty_gradient(make_learner, make_e
         assert {"entropy_initial", "entropy_adapted"} <= set(metrics)
 
 
-def test_penalty_changes_the_meta_gradient(make_learner, episode):
-    taml, maml = make_learner("taml", lam=1.0), make_learner("maml")
-    g_taml = torch.autograd.grad(taml.meta_loss(episode)[0], list(taml.parameters()))
-    g_maml = torch.autograd.grad(maml.meta_loss(episode)[0], list(maml.parameters()))
+def test_penalty_changes_the_meta_gradient(make_learner, make_engine, episode):
+    taml, maml, engine = make_learner("taml", lam=1.0), make_learner("maml"), make_engine()
+    g_taml = torch.autograd.grad(taml.meta_loss(engine, episode)[0], list(taml.parameters()))
+    g_maml = torch.autograd.grad(maml.meta_loss(engine, episode)[0], list(maml.parameters()))
     assert any(not torch.allclose(a, b) for a, b in zip(g_taml, g_maml, strict=True))
 
 

@@ -50,14 +50,9 @@ def tiny_run(**overrides) -> dict:
         "seed": 0,
         "rotate": True,
         "device": "cpu",
+        "task_mode": "loop",
         "trajectory_every": 10,
-        "algorithm": {
-            "inner_steps": 1,
-            "inner_lr": 0.4,
-            "hidden": 8,
-            "first_order": True,
-            "task_mode": "loop",
-        },
+        "algorithm": {"inner_steps": 1, "inner_lr": 0.4, "hidden": 8, "first_order": True},
     }
     return {**run, **overrides}
 

@@ -9,7 +9,7 @@ import torch
 from reliability_helpers import tiny_run, train_args, without_searched
 
 from metastress import checkpoint
-from metastress.algorithms import MAML
+from metastress.algorithms.maml import MAML
 from metastress.cli import main
 from metastress.search import run_trial
 from metastress.selection import select_best
@@ -24,8 +24,8 @@ def spoil_meta_loss(monkeypatch, at_call: int, spoil) -> None:
     """From the `at_call`-th meta-loss on, return spoil(loss, learner) instead."""
     original, calls = MAML.meta_loss, []
 
-    def meta_loss(self, episode):
-        loss, metrics = original(self, episode)
+    def meta_loss(self, engine, episode):
+        loss, metrics = original(self, engine, episode)
         calls.append(1)
         return (spoil(loss, self) if len(calls) >= at_call else loss), metrics
 

@@ -33,7 +33,7 @@ def test_table1_writes_every_cell(write_eval, tmp_path):
         "p_holm",
         "tied_with_best",
     ]
-    assert list(csv["algo"]) == [a for a in ALGO_NAMES for _ in (1, 5)]
+    assert list(csv["algo"]) == [a for a in ALGO_NAMES if a in ACCURACY for _ in (1, 5)]
     assert list(csv["k_shot"]) == [1, 5] * 5
     expected = [100 * acc for pair in ACCURACY.values() for acc in pair]
     assert csv["accuracy"].tolist() == pytest.approx(expected)

@@ -1,24 +1,28 @@
-# Shared imports, validation and the accessors every rule uses.
+# Shared imports, validation and the accessors every rule uses. Everything imported here is
+# torch-free: parsing the workflow never imports torch.
 import json
 from pathlib import Path
 
+from metastress import paths, registry
 from metastress.config import load_schema, validate_params
 from metastress.experiments import (
     evaluation_config,
+    final_run_config,
     profile,
     run_config,
     search_space,
-    trajectory_every,
 )
 
 # The same checks and wording as the CLI's, before any job (or `dvc repro`) touches a file.
-validate_params(config, load_schema(Path(workflow.main_snakefile).parent / "params.yaml"))
+validate_params(
+    config, load_schema(Path(workflow.main_snakefile).parent / paths.PARAMS), source=paths.PARAMS
+)
 
 PROFILE = profile(config)
 EXPERIMENTS = config["experiments"]
 ALGORITHMS = EXPERIMENTS["algorithms"]
-SPLIT_FILE = f"data/splits/{config['data']['split']}.json"
-FIGURES = ["fig1", "fig2", "fig3", "fig4a", "fig4b"]
+SPLIT_FILE = paths.split_file(config["data"]["split"])
+FIGURES = registry.figure_ids()
 
 
 def param(*keys):
@@ -38,21 +42,15 @@ def search_run(w):
 
 
 def final_run(w):
-    run = run_config(config, w.algo, w.setting, "final")
-    run["trajectory_every"] = trajectory_every(config, w.algo, w.setting)
-    return as_json(run)
+    return as_json(final_run_config(config, w.algo, w.setting))
 
 
 def evaluation(w):
     return as_json(evaluation_config(config, w.test))
 
 
-def model(algo, setting):
-    return f"models/{algo}/{setting}/model.pt"
-
-
-def evaluation_file(algo, train, test):
-    return f"results/eval/{algo}/{train}/{test}.json"
+model = paths.model_file
+evaluation_file = paths.evaluation_file
 
 
 def in_setting(settings):

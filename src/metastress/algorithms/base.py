@@ -1,157 +1,144 @@
-"""The one interface every meta-learner implements, so experiments are generic code.
+"""What a meta-learner is: per-task maths behind one interface, run by an engine.
 
 A meta-learner is an `nn.Module` whose parameters are its meta-parameters (initialization,
-learned learning rates, LSTM weights). Adaptation is pure: it maps a meta-batch of support
-sets to fast weights, a dict of per-task tensors, without editing any parameter in place.
+learned learning rates, LSTM weights). It says where adaptation starts (`initial_weights`,
+`adaptation_start`), how ONE task adapts (`adapt_task`, written against a base-learner runner
+the engine hands in) and, if it is not the mean query loss, its meta-loss. How the B tasks of
+a meta-batch run (a loop, vmap, fused chunks) is the engine's business (metastress.engine):
+`adapt_task` may be called with a leading task dimension on every tensor, so it keeps to
+elementwise updates and to the runner's two functions, and it edits no shared state.
 """
 
-from collections.abc import Iterator
-from typing import ClassVar
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metastress import workers
-from metastress.algorithms import inner
-from metastress.data.tasks import Episode
+if TYPE_CHECKING:
+    from metastress.data.tasks import Episode
+    from metastress.engine import Engine
 
-FastWeights = dict[str, Tensor]  # name -> (B, *parameter_shape), one slice per task
+Weights = dict[str, Tensor]  # name -> parameter-shaped tensor: one task's base learner
+Names = Sequence[str] | None  # weights to differentiate; None: all
+
+
+class BaseLearner(Protocol):
+    """The base learner as `adapt_task` sees it (engine/runners.py implements it)."""
+
+    def logits(self, weights: Weights, x: Tensor) -> Tensor:
+        """Logits (M, N) of images x (M, C, H, W)."""
+        ...
+
+    def loss_and_grads(
+        self, weights: Weights, x: Tensor, y: Tensor, first_order: bool, wrt: Names = None
+    ) -> tuple[Weights, Tensor]:
+        """(gradients of the weights named in `wrt` (default all), value) of the mean
+        cross-entropy on (x, y). With `first_order` the gradients are constants to any outer
+        autograd; otherwise they carry the graph for second-order meta-gradients."""
+        ...
 
 
 class MetaLearner(nn.Module):
-    """Base class: adapt on support sets, predict on query sets, give the outer loss.
+    """Base class: `name`, `config`, `base_model`, `initial_weights` and `adapt_task`.
 
-    Subclasses set `name` (the `algo` string of params.yaml, wildcards and file names) and
-    implement `initial_weights`, `adapt` and `predict`; `meta_loss` has a default.
+    Class attributes say what the maths needs from the engine: `updates_per_task` (one
+    optimizer step per task, MetaLSTM), `meta_grad_clip` (a meta-gradient norm clip) and
+    `fused_adapt_tasks` (see below).
     """
 
     name: ClassVar[str]
-    updates_per_task: ClassVar[bool] = False  # True: one meta-update per task (MetaLSTM)
-    eager_meta_gradient: ClassVar[bool] = True  # meta_loss differentiates chunk by chunk
+    updates_per_task: ClassVar[bool] = False
+    meta_grad_clip: float | None = None
+    # Tasks adapted together in one chunk of the fused engine; None: as many as its images
+    # allow. MetaLSTM sets 1: its per-task (P, 4H) gate tensors alone exceed a CPU cache, and
+    # chunks of small tasks measured 2x slower (benchmarks/).
+    fused_adapt_tasks: ClassVar[int | None] = None
 
-    def initial_weights(self) -> dict[str, Tensor]:
+    @property
+    def base_model(self) -> nn.Module:
+        """The base learner's architecture (run with given weights; its own are unused)."""
+        raise NotImplementedError
+
+    def initial_weights(self) -> Weights:
         """The learned initialization theta, as an unbatched weight dict of the base learner."""
         raise NotImplementedError
 
-    def adapt(
+    def adaptation_start(self, init: Weights | None) -> Weights | Tensor:
+        """Where every task's adaptation starts, in the form `adapt_task` takes: the learned
+        initialization, or `init` (another model's, for the swap ablation)."""
+        return self.initial_weights() if init is None else init
+
+    def adapt_task(
         self,
+        base: BaseLearner,
+        start: Weights | Tensor,
         support_x: Tensor,
         support_y: Tensor,
-        steps: int | None = None,
-        init: dict[str, Tensor] | None = None,
-    ) -> FastWeights:
-        """Adapt to B tasks at once.
+        steps: int,
+    ) -> Weights:
+        """Adapt one task: `steps` inner updates from `start` on its support set.
 
         Args:
-            support_x (Tensor): float (B, N*K, 1, 28, 28).
-            support_y (Tensor): int64 (B, N*K).
-            steps (int, optional): inner steps; None uses the configured `inner_steps`.
-            init (dict, optional): start from these weights instead of `initial_weights()`
-                (the initialization swap ablation).
+            base (BaseLearner): the base learner, as the engine runs it.
+            start: `adaptation_start`'s result (a weight dict, unless the learner says
+                otherwise).
+            support_x (Tensor): float (N*K, 1, 28, 28); support_y (Tensor): int64 (N*K,).
+            steps (int): inner steps (0 returns the start as weights).
 
         Returns:
-            FastWeights: name -> (B, *shape).
+            dict: the adapted weights.
         """
         raise NotImplementedError
 
-    def predict(self, fast_weights: FastWeights, query_x: Tensor) -> Tensor:
-        """Logits (B, N*Q, N) of the adapted base learners on query_x (B, N*Q, 1, 28, 28)."""
-        raise NotImplementedError
+    def meta_loss(self, engine: "Engine", episode: "Episode") -> tuple[Tensor, dict[str, float]]:
+        """The outer loss and its metrics: by default the mean query cross-entropy after
+        adaptation, which the engine takes chunk by chunk. A learner whose loss couples the
+        tasks (TAML) overrides this and computes it on the whole meta-batch."""
+        return engine.mean_query_loss(self, episode)
 
-    def meta_loss(self, episode: Episode) -> tuple[Tensor, dict[str, float]]:
-        """Outer loss: mean query cross-entropy after adaptation, with loss/accuracy metrics.
 
-        When gradients are enabled, the meta-gradient is taken here chunk by chunk of tasks
-        (`eager_meta_loss`) and the returned loss carries it: `loss.backward()` (or
-        `torch.autograd.grad(loss, params)`) gives exactly the gradient of the full graph,
-        while only one chunk's graph is alive at a time.
+@dataclass(frozen=True, eq=False)
+class Skeleton:
+    """A base learner's architecture without weights, for learners whose weights live elsewhere.
+
+    The module sits on the meta device (no memory; not registered as a submodule, so it adds
+    no meta-parameters) and is only ever run with given weights.
+
+    Args:
+        module (nn.Module): the architecture, moved to the meta device.
+        shapes (dict): parameter name -> shape, in `named_parameters()` order.
+    """
+
+    module: nn.Module
+    shapes: dict[str, torch.Size]
+
+    @classmethod
+    def of(cls, module: nn.Module) -> "Skeleton":
+        """The skeleton of `module` (moved in place to the meta device)."""
+        shapes = {name: p.shape for name, p in module.named_parameters()}
+        return cls(module.to("meta"), shapes)
+
+    @property
+    def n_params(self) -> int:
+        return sum(shape.numel() for shape in self.shapes.values())
+
+    def flatten(self, weights: Weights) -> Tensor:
+        """One task's weight dict as a flat vector (P,), in `shapes` order.
+
+        Leading dimensions are kept: weights (T, *shape) give (T, P).
         """
-        meta_params = [p for p in self.parameters() if p.requires_grad]
-        if self.eager_meta_gradient and meta_params and torch.is_grad_enabled():
-            return self.eager_meta_loss(episode, meta_params)
-        fast = self.adapt(episode.support_x, episode.support_y)
-        logits = self.predict(fast, episode.query_x)  # (B, N*Q, N)
-        loss = F.cross_entropy(logits.flatten(0, 1), episode.query_y.flatten())
-        accuracy = (logits.argmax(-1) == episode.query_y).float().mean()
-        return loss, {"loss": loss.item(), "accuracy": accuracy.item()}
+        name, shape = next(iter(self.shapes.items()))
+        lead = weights[name].shape[: weights[name].dim() - len(shape)]
+        return torch.cat([weights[name].reshape(*lead, -1) for name in self.shapes], dim=-1)
 
-    def eager_meta_loss(
-        self, episode: Episode, meta_params: list[Tensor]
-    ) -> tuple[Tensor, dict[str, float]]:
-        """`meta_loss` with each chunk's graph differentiated and freed at once.
-
-        The mean query loss is a sum over tasks, so its gradient is the sum of the chunks'
-        gradients. Keeping all B tasks' graphs until one backward made MetaLSTM++ need 8 GB at
-        20-way, B=16, and 200-way second-order MAML 89 GB at B=32 (benchmarks/RESULTS.md).
-        Fused chunks run at once on one-thread CPU workers (one graph alive per worker), and
-        their gradients are summed in chunk order: with several chunks the result is the same,
-        bit for bit, at any thread count. The returned loss must not be differentiated twice.
-        """
-        n_tasks = len(episode)
-        chunk = self.tasks_per_chunk(episode)
-        n_query = episode.query_y.numel()
-
-        def chunk_terms(start: int) -> tuple[tuple[Tensor | None, ...], Tensor, Tensor]:
-            part = episode.tasks(start, min(start + chunk, n_tasks))
-            logits = self.predict(self.adapt(part.support_x, part.support_y), part.query_x)
-            ce = F.cross_entropy(logits.flatten(0, 1), part.query_y.flatten(), reduction="sum")
-            loss = ce / n_query  # this chunk's share of the mean
-            grads = torch.autograd.grad(loss, meta_params, allow_unused=True)
-            return grads, loss.detach(), (logits.argmax(-1) == part.query_y).sum()
-
-        starts = range(0, n_tasks, chunk)
-        device = episode.support_x.device
-        if inner.resolve_task_mode(self.config.task_mode, device) == "fused":
-            # no module state is shared, so on the CPU the chunks run at once, one thread each
-            terms = workers.map_ordered(chunk_terms, starts, device)
-        else:
-            terms = map(chunk_terms, starts)
-        grads = [torch.zeros_like(p) for p in meta_params]
-        value, correct = 0.0, 0  # become tensors: no device sync per chunk
-        for chunk_grads, chunk_loss, chunk_correct in terms:  # in chunk order: reproducible
-            for total, g in zip(grads, chunk_grads, strict=True):
-                if g is not None:
-                    total.add_(g)
-            value = value + chunk_loss
-            correct = correct + chunk_correct
-        loss = _WithGradient.apply(value, grads, *meta_params)
-        return loss, {"loss": loss.item(), "accuracy": correct.item() / n_query}
-
-    def tasks_per_chunk(self, episode: Episode) -> int:
-        """Tasks whose meta-gradient graphs are alive at once in `eager_meta_loss`.
-
-        Fused (CPU): about `inner.FUSED_CHUNK_IMAGES` images, for the cache. vmap (GPU): about
-        `inner.VMAP_CHUNK_IMAGE_STEPS` images x inner steps whose graphs are kept (every step
-        for second-order MAML and the MetaLSTMs, the last one for first order), for memory.
-        Loop: one task at a time.
-        """
-        images = episode.support_y.shape[1] + episode.query_y.shape[1]
-        mode = inner.resolve_task_mode(self.config.task_mode, episode.support_x.device)
-        if mode == "fused":
-            return max(1, inner.FUSED_CHUNK_IMAGES // images)
-        if mode == "loop":
-            return 1
-        kept_steps = 1 if getattr(self.config, "first_order", False) else self.config.inner_steps
-        return max(1, inner.VMAP_CHUNK_IMAGE_STEPS // (images * kept_steps))
-
-    def update_groups(self, episode: Episode) -> Iterator[Episode]:
-        """The parts of a meta-batch that each get one optimizer step."""
-        if self.updates_per_task:
-            for i in range(len(episode)):
-                yield episode.tasks(i, i + 1)
-        else:
-            yield episode
-
-
-class _WithGradient(torch.autograd.Function):
-    """A loss value whose gradient with respect to `params` was computed beforehand."""
-
-    @staticmethod
-    def forward(ctx, value: Tensor, grads: list[Tensor], *params: Tensor) -> Tensor:
-        ctx.grads = grads
-        return value.clone()
-
-    @staticmethod
-    def backward(ctx, grad_output: Tensor):
-        return None, None, *(grad_output * g for g in ctx.grads)
+    def unflatten(self, flat: Tensor) -> Weights:
+        """A flat vector (P,) as a weight dict of views; (T, P) gives (T, *shape) views."""
+        sizes = [shape.numel() for shape in self.shapes.values()]
+        chunks = flat.split(sizes, dim=-1)
+        lead = flat.shape[:-1]
+        return {
+            name: chunk.view(*lead, *shape)
+            for (name, shape), chunk in zip(self.shapes.items(), chunks, strict=True)
+        }

@@ -19,8 +19,6 @@ References:
 import torch
 from torch import Tensor
 
-MEASURES = ("theil", "generalized_entropy", "atkinson", "gini")
-
 
 def _ratios(losses: Tensor) -> Tensor:
     if losses.dim() != 1 or losses.numel() == 0:

@@ -9,19 +9,14 @@ References:
     in [0.005, 0.1], so MAML and MetaSGD start from the same inner step.
 """
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from metastress.algorithms.inner import Weights
-from metastress.algorithms.maml import MAML, MAMLConfig
-
-
-@dataclass(frozen=True)
-class MetaSGDConfig(MAMLConfig):
-    """MetaSGD's keys: those of MAMLConfig; `inner_lr` is the initial value of every rate."""
+from metastress.algorithms.base import Weights
+from metastress.algorithms.maml import MAML
+from metastress.hyperparameters import MetaSGDConfig
 
 
 def meta_sgd_update(weights: Weights, lrs: Weights, grads: Weights) -> Weights:
@@ -38,10 +33,9 @@ class MetaSGD(MAML):
     """
 
     name: ClassVar[str] = "metasgd"
-    config_class: ClassVar[type] = MetaSGDConfig
 
     def __init__(self, n_way: int, config: MetaSGDConfig | None = None):
-        super().__init__(n_way, config)
+        super().__init__(n_way, config if config is not None else MetaSGDConfig())
         self.lrs = nn.ParameterList(
             nn.Parameter(torch.full_like(p, self.config.inner_lr)) for p in self.net.parameters()
         )

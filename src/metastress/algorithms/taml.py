@@ -21,54 +21,18 @@ References:
     Jamal & Qi (2019). Task Agnostic Meta-Learning for Few-Shot Learning. CVPR.
 """
 
-from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor
 
 from metastress.algorithms import inequality
-from metastress.algorithms.inner import (
-    check_at_least,
-    check_choice,
-    resolve_task_mode,
-    task_logits,
-)
-from metastress.algorithms.maml import MAML, MAMLConfig
-from metastress.data.tasks import Episode
+from metastress.algorithms.maml import MAML
+from metastress.hyperparameters import TAMLConfig
 
-VARIANTS = ("inequality", "entropy")
-MEASURED_ON = ("adapted", "initial")
-
-
-@dataclass(frozen=True)
-class TAMLConfig(MAMLConfig):
-    """TAML's keys (plus MAMLConfig's).
-
-    Args:
-        lam (float, default=0.1): weight of the penalty (the paper searches [1e-2, 1]).
-        variant (str, default="inequality"): "inequality" or "entropy".
-        measure (str, default="theil"): one of inequality.MEASURES.
-        measure_on (str, default="adapted"): per-task losses measured, "adapted" (query loss
-            after adaptation) or "initial" (support loss of the unadapted model).
-        atkinson_epsilon (float, default=0.5): inequality aversion of the Atkinson index.
-        ge_alpha (float, default=2.0): exponent of the generalized entropy index.
-    """
-
-    lam: float = 0.1
-    variant: str = "inequality"
-    measure: str = "theil"
-    measure_on: str = "adapted"
-    atkinson_epsilon: float = 0.5
-    ge_alpha: float = 2.0
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_at_least("lam", self.lam, 0)
-        check_choice("variant", self.variant, VARIANTS)
-        check_choice("measure", self.measure, inequality.MEASURES)
-        check_choice("measure_on", self.measure_on, MEASURED_ON)
-        check_at_least("atkinson_epsilon", self.atkinson_epsilon, 0)
+if TYPE_CHECKING:
+    from metastress.data.tasks import Episode
+    from metastress.engine import Engine
 
 
 def measure_inequality(losses: Tensor, config: TAMLConfig) -> Tensor:
@@ -97,25 +61,23 @@ def per_task_loss(logits: Tensor, labels: Tensor) -> Tensor:
 class TAML(MAML):
     """Task-agnostic meta-learning: MAML with an inequality or entropy penalty (see module).
 
+    Its meta-loss couples the tasks' losses, so it runs on the whole meta-batch at once.
+
     Args:
         n_way (int): classes per task.
         config (TAMLConfig, optional): hyperparameters; defaults if None.
     """
 
     name: ClassVar[str] = "taml"
-    config_class: ClassVar[type] = TAMLConfig
-    eager_meta_gradient: ClassVar[bool] = False  # the penalty couples the tasks' losses
 
-    def initial_logits(self, episode: Episode) -> Tensor:
-        """Logits (B, N*K, N) of the unadapted model on each task's support images."""
-        mode = resolve_task_mode(self.config.task_mode, episode.support_x.device)
-        return task_logits(self.net, self.initial_weights(), episode.support_x, mode, shared=True)
+    def __init__(self, n_way: int, config: TAMLConfig | None = None):
+        super().__init__(n_way, config if config is not None else TAMLConfig())
 
-    def meta_loss(self, episode: Episode) -> tuple[Tensor, dict[str, float]]:
+    def meta_loss(self, engine: "Engine", episode: "Episode") -> tuple[Tensor, dict[str, float]]:
         """Query loss + lam * penalty; metrics add "objective" and "inequality" or entropies."""
         config = self.config
-        fast = self.adapt(episode.support_x, episode.support_y)
-        logits = self.predict(fast, episode.query_x)  # (B, N*Q, N)
+        fast = engine.adapt(self, episode.support_x, episode.support_y)
+        logits = engine.logits(self, fast, episode.query_x)  # (B, N*Q, N)
         query_losses = per_task_loss(logits, episode.query_y)  # (B,)
         loss = query_losses.mean()
         metrics = {"loss": loss.item()}
@@ -123,11 +85,11 @@ class TAML(MAML):
             if config.measure_on == "adapted":
                 measured = query_losses
             else:
-                measured = per_task_loss(self.initial_logits(episode), episode.support_y)
+                measured = per_task_loss(self._initial_logits(engine, episode), episode.support_y)
             penalty = measure_inequality(measured, config)
             metrics["inequality"] = penalty.item()
         else:
-            entropy_initial = prediction_entropy(self.initial_logits(episode))
+            entropy_initial = prediction_entropy(self._initial_logits(engine, episode))
             entropy_adapted = prediction_entropy(logits)
             penalty = entropy_adapted - entropy_initial
             metrics["entropy_initial"] = entropy_initial.item()
@@ -136,3 +98,7 @@ class TAML(MAML):
         metrics["objective"] = objective.item()
         metrics["accuracy"] = (logits.argmax(-1) == episode.query_y).float().mean().item()
         return objective, metrics
+
+    def _initial_logits(self, engine: "Engine", episode: "Episode") -> Tensor:
+        """Logits (B, N*K, N) of the unadapted model on each task's support images."""
+        return engine.logits(self, self.initial_weights(), episode.support_x, shared=True)

@@ -42,8 +42,8 @@ def read_md5sums(path: Path) -> dict[str, str]:
 
 
 def resolve_mirror(mirror: str | None) -> Path | None:
-    """The mirror folder: the OMNIGLOT_MIRROR environment variable wins over params.yaml."""
-    chosen = os.environ.get(MIRROR_ENV) or mirror
+    """The mirror folder: an explicit `mirror` (--mirror), else OMNIGLOT_MIRROR."""
+    chosen = mirror or os.environ.get(MIRROR_ENV)
     return Path(chosen).expanduser().resolve() if chosen else None
 
 

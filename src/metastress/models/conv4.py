@@ -9,11 +9,12 @@ affects running statistics that this protocol never reads. It is written from te
 because `torch.func.vmap` over `F.batch_norm` returns wrong second-order gradients.
 
 `forward_tasks` is the same network for a chunk of tasks with their own weights, written for
-CPU speed (the "fused" task mode; never run under vmap): tasks stacked on the channel axis
-(grouped convolutions), channels-last memory, the native batch norm kernel, pooling before the
-activation (exact for monotone activations), and the one-channel first layer with its batch
-norm folded in, as one matrix product over image patches computed once per image tensor, run
-in cache-sized blocks of images. It equals `Conv4.forward` task by task up to rounding
+CPU speed: the model's fused form (`Conv4.forward_tasks`), which the fused engine asks for and
+never runs under vmap. Tasks are stacked on the channel axis (grouped convolutions),
+channels-last memory, the native batch norm kernel, pooling before the activation (exact for
+monotone activations), and the one-channel first layer with its batch norm folded in, as one
+matrix product over image patches computed once per image tensor, run in cache-sized blocks
+of images. It equals `Conv4.forward` task by task up to rounding
 (tests/algorithms).
 
 References:
@@ -83,6 +84,13 @@ class Conv4(nn.Module):
         for conv, norm in zip(self.convs, self.norms, strict=True):
             x = F.max_pool2d(self.activation(norm(conv(x))), kernel_size=2)  # 28->14->7->3->1
         return self.head(x.flatten(1))  # (M, hidden) -> (M, n_way)
+
+    def forward_tasks(
+        self, weights: dict[str, Tensor], x: Tensor, double_backward: bool = False
+    ) -> Tensor:
+        """This network's fused form: T tasks at once, each with its own weights
+        (weights name -> (T, *shape), x (T, M, C, H, W) -> (T, M, n_way); `forward_tasks`)."""
+        return forward_tasks(weights, x, self.activation, self.norms[0].eps, double_backward)
 
 
 def forward_tasks(

@@ -11,16 +11,13 @@ from pathlib import Path
 
 import pandas as pd
 
-ALGO_NAMES: dict[str, str] = {
-    "maml": "MAML",
-    "metasgd": "MetaSGD",
-    "taml": "TAML (Theil)",
-    "metalstm": "MetaLSTM",
-    "metalstm_pp": "MetaLSTM++",
-}
-"""Algorithm ids (as in params.yaml and file names) -> display names, in the paper's order."""
+from metastress import registry
 
-HAND_OPTIMIZER_NAMES = {"adam": "Adam", "sgd": "SGD"}
+ALGO_NAMES: dict[str, str] = registry.names(registry.meta_trained())
+"""Algorithm ids (as in params.yaml and file names) -> display names, in the registry's order
+(the paper's first)."""
+
+HAND_OPTIMIZER_NAMES = registry.names(registry.hand_optimizers())
 
 EVAL_KEYS = (
     "algo",

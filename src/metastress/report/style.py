@@ -7,7 +7,7 @@ no figure outlives its function. Each figure is written as PDF, PNG and the CSV 
 from, all atomically, so a half-written figure never looks up to date.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,18 +38,28 @@ class AlgoStyle:
         return (0, self.dashes) if self.dashes else "-"
 
 
-_COLOURS = sns.color_palette("colorblind", len(ALGO_NAMES)).as_hex()
-ALGO_STYLE: dict[str, AlgoStyle] = {
-    algo: AlgoStyle(colour, marker, dashes, hatch)
-    for algo, colour, marker, dashes, hatch in zip(
-        ALGO_NAMES,
-        _COLOURS,
-        ["o", "s", "^", "D", "v"],
-        [(), (5, 2), (1.5, 1.5), (6, 2, 1.5, 2), (3, 1.5, 1.5, 1.5, 1.5, 1.5)],
-        ["", "///", "\\\\\\", "xxx", "..."],
-        strict=True,
-    )
-}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+DASHES = ((), (5, 2), (1.5, 1.5), (6, 2, 1.5, 2), (3, 1.5, 1.5, 1.5, 1.5, 1.5), (8, 2, 2, 2, 2, 2))
+HATCHES = ("", "///", "\\\\\\", "xxx", "...", "+++", "ooo", "---", "|||")
+
+
+def styles(algos: Sequence[str]) -> dict[str, AlgoStyle]:
+    """A distinct look per algorithm, for any number of them: seaborn's colour-blind palette
+    (10 colours, then repeated) and marker, dash and hatch cycles of lengths 10, 6 and 9, so
+    that no two of the first 90 algorithms share marker, dashes and hatch."""
+    colours = sns.color_palette("colorblind", len(algos)).as_hex()
+    return {
+        algo: AlgoStyle(
+            colours[i],
+            MARKERS[i % len(MARKERS)],
+            DASHES[i % len(DASHES)],
+            HATCHES[i % len(HATCHES)],
+        )
+        for i, algo in enumerate(algos)
+    }
+
+
+ALGO_STYLE: dict[str, AlgoStyle] = styles(list(ALGO_NAMES))
 
 
 def by_name(attribute: str, algos: Iterable[str]) -> dict:

@@ -1,27 +1,23 @@
-"""build(): registry, config checking and seeded initialization."""
+"""build(): the registry's learner classes, config checking and seeded initialization."""
 
 import dataclasses
 
 import pytest
 import torch
 
-from metastress.algorithms import (
-    ALGORITHMS,
-    HAND_OPTIMIZERS,
-    MAMLConfig,
-    MetaLSTMConfig,
-    TAMLConfig,
-    build,
-    config_keys,
-    make_config,
-)
+from metastress import registry
+from metastress.algorithms import build
+from metastress.hyperparameters import MAMLConfig, MetaLSTMConfig, TAMLConfig
+from metastress.registry import config_keys, make_config
 
 TINY = {"hidden": 4}
 
 
-def test_registry_holds_the_five_algorithms_by_name():
-    assert sorted(ALGORITHMS) == ["maml", "metalstm", "metalstm_pp", "metasgd", "taml"]
-    assert all(cls.name == algo for algo, cls in ALGORITHMS.items())
+@pytest.mark.parametrize("algo", [entry.id for entry in registry.ALGORITHMS])
+def test_every_registered_algorithm_builds_a_learner_of_its_name(algo):
+    learner = build(algo, 3, TINY, seed=0)
+    assert isinstance(learner, registry.learner_class(algo)) and learner.name == algo
+    assert learner.config == make_config(algo, TINY)
 
 
 def test_unknown_algo_is_rejected_with_the_known_names():
@@ -61,7 +57,8 @@ def test_ints_are_accepted_for_floats():
     [
         ("maml", {"inner_steps": 0}, "maml: inner_steps must be >= 1, got 0"),
         ("maml", {"inner_lr": -0.1}, "maml: inner_lr must be > 0"),
-        ("maml", {"task_mode": "gpu"}, "maml: task_mode must be one of"),
+        ("maml", {"task_mode": "fused"}, "maml: unknown config key 'task_mode'"),
+        ("adam", {"optimizer": "sgd"}, "adam: config key 'optimizer' is fixed by the algo id"),
         ("taml", {"measure": "variance"}, "taml: measure must be one of"),
         ("taml", {"measure_on": "query"}, "taml: measure_on must be one of"),
         ("metalstm", {"meta_grad_clip": 0.0}, "metalstm: meta_grad_clip must be > 0"),
@@ -73,19 +70,13 @@ def test_invalid_values_name_algo_key_and_value(algo, config, message):
 
 
 def test_config_keys_are_the_dataclass_fields():
-    fields = {
-        algo: {f.name for f in dataclasses.fields(cls.config_class)}
-        for algo, cls in ALGORITHMS.items()
-    }
-    for algo in ALGORITHMS:
-        assert config_keys(algo) == fields[algo]
+    for algo in registry.meta_trained():
+        fields = {f.name for f in dataclasses.fields(registry.algorithm(algo).config)}
+        assert config_keys(algo) == fields
     assert config_keys("taml") == {f.name for f in dataclasses.fields(TAMLConfig)}
-    assert (
-        "inner_lr"
-        not in config_keys("metalstm")
-        == {f.name for f in dataclasses.fields(MetaLSTMConfig)}
-    )
-    for algo in HAND_OPTIMIZERS:
+    assert config_keys("metalstm") == {f.name for f in dataclasses.fields(MetaLSTMConfig)}
+    assert "inner_lr" not in config_keys("metalstm")
+    for algo in registry.hand_optimizers():
         assert "optimizer" not in config_keys(algo) and "inner_lr" in config_keys(algo)
 
 
@@ -96,7 +87,7 @@ def test_build_applies_config_and_defaults():
     assert build("adam", 3, TINY, seed=0).config.optimizer == "adam"
 
 
-@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+@pytest.mark.parametrize("algo", registry.meta_trained())
 def test_initialization_is_seeded_and_leaves_global_rng_alone(algo):
     torch.manual_seed(123)
     expected_draw = torch.rand(3)
