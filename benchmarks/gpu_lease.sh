@@ -5,8 +5,9 @@
 #
 #   bash benchmarks/gpu_lease.sh speed     # ~6 min: CUDA tests, float64 cross-check, graphs
 #                                          # vs eager per convolution form, B/S scaling, search
-#   bash benchmarks/gpu_lease.sh accuracy  # ~3 min with graphs (up to ~9 if they fall back to
-#                                          # eager): MAML 20w1s in fp32, tf32, bf16, 2,000
+#   bash benchmarks/gpu_lease.sh accuracy [PRECISION...]  # ~3 min with graphs (~9 if they
+#                                          # fall back to eager: then name fewer precisions per
+#                                          # call): MAML 20w1s in fp32, tf32, bf16, 2,000
 #                                          # iterations each, scored on the same 300 test tasks
 #   bash benchmarks/gpu_lease.sh all       # both in one call (fits 10 min only if graphs work)
 #
@@ -16,6 +17,8 @@
 #   LEASE_DEVICE=cpu LEASE_SMOKE=1 OUT=/tmp/lease bash benchmarks/gpu_lease.sh all
 set -uo pipefail
 part=${1:-speed}
+precisions=("${@:2}")
+[ ${#precisions[@]} -eq 0 ] && precisions=(fp32 tf32 bf16)
 : "${OUT:?set OUT to the folder for the results}"
 export PYTHONUNBUFFERED=1
 python=${PYTHON:-python3}
@@ -56,15 +59,15 @@ accuracy() {
     local evaluation
     evaluation=$(cat .gpu/eval.json)
     [ -n "$smoke" ] && evaluation=${evaluation/\"test_tasks\": 300/\"test_tasks\": 10}
-    for precision in fp32 tf32 bf16; do
+    for precision in "${precisions[@]}"; do
         local run
         run=$(cat ".gpu/run_accuracy_$precision.json")
         [ -n "$smoke" ] && run=$(smoke_run ".gpu/run_accuracy_$precision.json")
-        rm -rf "${runs:?}/$precision"
-        section "train $precision" "${T_TRAIN:-170}" "$python" -m metastress train \
+        rm -rf "${runs:?}/$precision" "$OUT/accuracy_$precision.json"
+        section "train $precision" "${T_TRAIN:-160}" "$python" -m metastress train \
             --processed .gpu/omniglot28.npz --split .gpu/paper.json --run "$run" \
             --out "$runs/$precision"
-        section "evaluate $precision" "${T_EVAL:-45}" "$python" -m metastress evaluate \
+        section "evaluate $precision" "${T_EVAL:-30}" "$python" -m metastress evaluate \
             --processed .gpu/omniglot28.npz --split .gpu/paper.json \
             --model "$runs/$precision/model.pt" --evaluation "$evaluation" \
             --out "$OUT/accuracy_$precision.json"

@@ -7,8 +7,8 @@ graphs on) and its evaluation (300 test tasks).
 
 NPZ and JSON default to the workflow's data/processed/omniglot28.npz and
 data/splits/paper.json (`snakemake data/splits/paper.json`, or `metastress data download`,
-`prepare` and `split --name paper --seed 0`). Both folders are ignored by git (add them to
-.git/info/exclude) and travel with the lease.
+`prepare` and `split --name paper --seed 0`). Both folders must be ignored by git (add them to
+`git rev-parse --git-path info/exclude`) and travel with the lease (`carry`).
 """
 
 import argparse
