@@ -160,7 +160,9 @@ def test_graphs_auto_means_cuda_and_off_means_never():
     assert use_graphs("auto", torch.device("cuda", 0))
     assert not use_graphs("auto", torch.device("cpu"))
     assert not use_graphs("off", torch.device("cuda", 0))
-    with pytest.raises(ValueError, match=r"graphs must be one of \['auto', 'off'\], got 'on'"):
+    with pytest.raises(
+        ValueError, match=r"protocol.graphs must be one of \['auto', 'off'\], got 'on'"
+    ):
         use_graphs("on", torch.device("cpu"))
 
 

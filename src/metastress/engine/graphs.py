@@ -48,7 +48,7 @@ def use_graphs(graphs: str, device: torch.device) -> bool:
     """params.yaml's `protocol.graphs`: "auto" runs captured meta-iterations on CUDA (and the
     eager engine elsewhere), "off" never."""
     if graphs not in GRAPH_MODES:
-        raise ValueError(f"graphs must be one of {list(GRAPH_MODES)}, got {graphs!r}")
+        raise ValueError(f"protocol.graphs must be one of {list(GRAPH_MODES)}, got {graphs!r}")
     return graphs == "auto" and torch.device(device).type == "cuda"
 
 
