@@ -1,17 +1,25 @@
 """GPU benchmarks: ours (vmap; fp32, tf32, bf16) against the obvious loop and `higher`; memory of
-the 200-way settings; precision; evaluation throughput; the paper profile's cost.
+the 200-way settings; precision; evaluation throughput; the paper profile's cost; and for the
+CUDA-graph path (engine/graphs.py): graphs against eager iterations per convolution form on
+the issue's rows, B and S scaling, and the search's one-trial-per-process baseline.
 
-    python -m benchmarks.gpu --out DIR [--deadline SECONDS] [--smoke]
+    python -m benchmarks.gpu --out DIR [--deadline SECONDS] [--sections a,b] [--smoke]
 
-Built for one prepared run on a lent GPU machine (a time-limited lease): every section checks
-the deadline first, and the report (DIR/gpu.md, DIR/gpu.csv) is rewritten after each section,
-so a run cut short still returns what it measured. `--smoke --device cpu` checks the script on
-a CPU with tiny shapes (its numbers mean nothing).
+Built for prepared runs on a lent GPU machine (a time-limited lease; benchmarks/gpu_lease.sh
+runs one process per section, each under its own `timeout`, so a hang loses one section):
+every section checks the deadline before each measurement, and the report (DIR/gpu.md,
+DIR/gpu.csv, appended to when they exist) is rewritten after each measurement or section, so
+a run cut short still returns what it measured. `--smoke --device cpu` checks the script on a
+CPU with tiny shapes (its numbers mean nothing; graphs then run uncaptured).
 
 Timing: CUDA is asynchronous, so each meta-iteration is closed by `torch.cuda.synchronize()`;
 after one warm-up iteration (kernels, cuDNN autotuning, allocator), iterations are timed one by
 one until MIN_TIMED_S or MAX_TIMED of them; the median is reported. Peak memory is
 `torch.cuda.max_memory_allocated()` during one iteration, minus what was allocated before it.
+Training iterations (sections graphs, scaling, search) are timed as `metastress.train` runs
+them, a fresh episode sampled each time: after warm-up (for graphs: the side-stream
+iterations and the capture), a block of iterations back to back between two synchronizations,
+sized to about MIN_TIMED_S; s/iteration is the block's time over its iterations.
 """
 
 import argparse
@@ -37,10 +45,12 @@ from benchmarks.common import (
     gradient_differences,
     sampler_for,
 )
-from benchmarks.implementations import Impl, make_step
-from metastress import engine
+from benchmarks.implementations import Impl, Training, make_step, make_training
+from metastress import engine, experiments
 from metastress.algorithms import build
+from metastress.config import load_params
 from metastress.data.tasks import Episode
+from metastress.engine.graphs import WARMUP_ITERATIONS
 from metastress.engine.malloc import keep_freed_memory
 
 ROWS = [
@@ -55,6 +65,21 @@ COST_STEPS = (5, 20)  # inner steps measured at; time is fitted linear in the st
 SEARCH_STEPS = (4, 8, 16, 32, 64)  # the paper's search space (uniform choices)
 SEARCH_BATCHES = (4, 8, 16, 32)
 MIN_TIMED_S, MAX_TIMED = 1.0, 10
+# The issue's rows (N, K, Q, B, S), strict fp32: 20w1s at the paper's B=16 S=5, a small
+# meta-batch with more steps, and 200w1s
+ISSUE_ROWS = [(20, 1, 1, 16, 5), (20, 1, 1, 4, 8), (200, 1, 1, 16, 5)]
+GRAPH_ALGOS = (("maml", "fo"), ("metalstm_pp", "-"), ("metalstm", "-"))
+# (task mode, graphs, cuDNN autotuning): eager as today, the graph path, each convolution form
+FORMS = [
+    ("vmap", False, False),
+    ("vmap", True, False),
+    ("fused", False, False),
+    ("fused", True, False),
+    ("vmap", True, True),
+    ("fused", True, True),
+]
+SCALING_BATCHES, SCALING_STEPS = (4, 8, 16, 32), (1, 5, 10)  # at S=5, at B=16 (20w1s, Q=1)
+TRAINING_MAX_ITERATIONS = 200  # per timed block
 
 
 @dataclass
@@ -120,8 +145,14 @@ class Report:
     """The markdown report and CSV rows, rewritten to disk after every section."""
 
     def __init__(self, out: Path):
+        """Continues DIR/gpu.md and DIR/gpu.csv where earlier sections' processes left them."""
         self.out, self.lines, self.rows = out, [], []
         out.mkdir(parents=True, exist_ok=True)
+        if (out / "gpu.md").exists():
+            self.lines = (out / "gpu.md").read_text().splitlines()
+        if (out / "gpu.csv").exists():
+            with open(out / "gpu.csv", newline="") as f:
+                self.rows = list(csv.DictReader(f))
 
     def log(self, line: str = "") -> None:
         print(line, flush=True)
@@ -171,13 +202,14 @@ def header(report: Report, device: torch.device, args) -> None:
 
 
 def cross_check(report: Report, device: torch.device) -> None:
-    """ours (vmap), the obvious loop and higher agree on the meta-gradient in float64."""
+    """ours (vmap), ours as a (captured) static iteration, the obvious loop and higher agree
+    on the meta-gradient in float64."""
     report.log()
     report.log("## Cross-check: same meta-gradient in float64 on this device")
     generator = torch.Generator(device=device).manual_seed(2)
     episode = sampler_for(5, 1, 2, device).sample(3, generator)
     for order in ("fo", "so"):
-        impls = [Impl(kind, "maml", order) for kind in ("ours", "obvious", "higher")]
+        impls = [Impl(kind, "maml", order) for kind in ("ours", "graph", "obvious", "higher")]
         for name, diff in gradient_differences(impls, episode).items():
             report.log(f"- {name}: max |g - g_obvious| / max |g_obvious| = {diff:.1e}")
 
@@ -416,7 +448,184 @@ def _interpolate(points: dict[tuple, float], images: int, steps: float) -> float
     return lines[lower] + (lines[upper] - lines[lower]) * (images - lower) / (upper - lower)
 
 
-SECTIONS = ("cross", "precision", "rows", "memory", "eval", "cost")
+def time_training(training: Training, device: torch.device, warmup: int) -> Timing:
+    """s/iteration of a training loop: `warmup` untimed iterations (peak memory measured over
+    them), then one block of iterations between two synchronizations (module docstring)."""
+    try:
+        before = peak_reset(device)
+        for _ in range(warmup):
+            training.step()
+        sync(device)
+        peak = peak_mib(device, before)
+        t0 = time.perf_counter()
+        training.step()
+        sync(device)
+        once = time.perf_counter() - t0
+        count = max(1, min(TRAINING_MAX_ITERATIONS, int(MIN_TIMED_S / max(once, 1e-6))))
+        t0 = time.perf_counter()
+        for _ in range(count):
+            training.step()
+        sync(device)
+        seconds = (time.perf_counter() - t0) / count
+        static = training.static
+        if static is None:
+            note = "eager"
+        elif device.type != "cuda":
+            note = "static, uncaptured (CPU)"
+        else:
+            note = "graph" if static.graph is not None else "capture failed: eager"
+        return Timing(seconds, peak, f"{note}, {count} in a block")
+    except torch.OutOfMemoryError:
+        return Timing(None, None, "out of memory")
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def training_timing(impl: Impl, row: tuple, device: torch.device, graphs: bool, **hyper) -> Timing:
+    """`time_training` of `impl` on row (N, K, Q, B, S) with fresh episodes each iteration."""
+    n_way, k_shot, n_query, batch, steps = row
+    sampler = sampler_for(n_way, k_shot, n_query, device)
+    training = make_training(impl, sampler, batch, steps, graphs, **hyper)
+    return time_training(training, device, WARMUP_ITERATIONS + 1 if graphs else 1)
+
+
+def form_name(task_mode: str, graphs: bool, autotune: bool) -> str:
+    return f"{task_mode} {'graph' if graphs else 'eager'}" + (
+        " +cudnn.benchmark" if autotune else ""
+    )
+
+
+def graphs_section(report: Report, device: torch.device, smoke: bool, deadline: float) -> None:
+    """Graph against eager training iterations, vmap against the fused form (grouped
+    convolutions on channels-last memory, first layer as one batched matmul), with and without
+    cuDNN's autotuning, on the issue's rows; strict fp32."""
+    report.log()
+    report.log("## CUDA graphs: s per training meta-iteration (sampling included), strict fp32")
+    report.log()
+    report.log("| N,K,Q,B,S | algorithm | " + " | ".join(form_name(*f) for f in FORMS) + " |")
+    report.log("|---|---|" + "---|" * len(FORMS))
+    rows = [(5, 1, 1, 2, 1)] if smoke else ISSUE_ROWS
+    for row in rows:
+        for algo, order in GRAPH_ALGOS:
+            cells = []
+            for task_mode, graphs, autotune in FORMS:
+                if time.monotonic() > deadline:
+                    cells.append("deadline")
+                    continue
+                torch.backends.cudnn.benchmark = autotune
+                try:
+                    t = training_timing(Impl("ours", algo, order, task_mode), row, device, graphs)
+                finally:
+                    torch.backends.cudnn.benchmark = False
+                cells.append(f"{fmt(t.seconds, '.4f')} ({t.note.split(',')[0]})")
+                report.row(
+                    section="graphs",
+                    row=str(row),
+                    implementation=f"{algo} {form_name(task_mode, graphs, autotune)}",
+                    s_per_it=fmt(t.seconds, ".5f", ""),
+                    peak_mib=fmt(t.peak_mib, ".0f", ""),
+                    note=t.note,
+                )
+            report.log(f"| ({','.join(map(str, row))}) | {Impl('ours', algo, order).name} | "
+                       + " | ".join(cells) + " |")  # fmt: skip
+            report.flush()
+
+
+def scaling_section(report: Report, device: torch.device, smoke: bool, deadline: float) -> None:
+    """How a training meta-iteration's time grows with B (at S=5) and S (at B=16) on 20w1s,
+    eager and graphs (vmap), for the cost model: measured, not assumed proportional."""
+    report.log()
+    report.log("## Scaling: s per training meta-iteration on 20w1s (Q=1), strict fp32, vmap")
+    report.log()
+    report.log("| algorithm | B | S | eager s/it | graph s/it | graph, s per task-iteration |")
+    report.log("|---|---|---|---|---|---|")
+    n_way = 5 if smoke else 20
+    points = [(b, 5) for b in SCALING_BATCHES] + [(16, s) for s in SCALING_STEPS if s != 5]
+    if smoke:
+        points = [(2, 1), (4, 1)]
+    for algo, order in GRAPH_ALGOS[:2]:
+        impl = Impl("ours", algo, order, "vmap")
+        for batch, steps in points:
+            if time.monotonic() > deadline:
+                report.log(f"| {impl.name} | {batch} | {steps} | deadline | | |")
+                continue
+            row = (n_way, 1, 1, batch, steps)
+            eager = training_timing(impl, row, device, graphs=False)
+            graph = training_timing(impl, row, device, graphs=True)
+            per_task = graph.seconds / batch if graph.seconds else None
+            report.log(
+                f"| {impl.name} | {batch} | {steps} | {fmt(eager.seconds, '.4f')} | "
+                f"{fmt(graph.seconds, '.4f')} ({graph.note.split(',')[0]}) | "
+                f"{fmt(per_task, '.5f')} |"
+            )
+            for timing, graphs in ((eager, False), (graph, True)):
+                report.row(
+                    section="scaling",
+                    implementation=f"{algo} {form_name('vmap', graphs, False)}",
+                    batch=batch,
+                    steps=steps,
+                    s_per_it=fmt(timing.seconds, ".5f", ""),
+                    note=timing.note,
+                )
+            report.flush()
+
+
+def search_section(report: Report, device: torch.device, smoke: bool, deadline: float) -> None:
+    """Item 3's baseline: the paper profile's MAML search on 20w1s, one trial at a time in one
+    process (as each search job runs today), trial-iterations per second over the trials
+    measured; eager (today) and with graphs."""
+    params = dict(load_params(), profile="paper")
+    space = experiments.search_space(params, "maml")
+    fixed = experiments.run_config(params, "maml", "20w1s", "search")
+    seed, trials = params["protocol"]["seed"], params["profiles"]["paper"]["search_trials"]
+    report.log()
+    report.log(
+        f"## Search baseline: MAML 20w1s, the paper's space ({trials} trials), one trial per "
+        "process, strict fp32, vmap"
+    )
+    report.log()
+    report.log("| trial | inner_steps | meta_batch | eager s/it | graph s/it |")
+    report.log("|---|---|---|---|---|")
+    totals = {False: [], True: []}
+    n_way = 5 if smoke else 20
+    for trial in range(2 if smoke else trials):
+        if time.monotonic() > deadline:
+            break
+        run = experiments.apply_choice(fixed, experiments.sample(space, seed, trial))
+        algorithm = run["algorithm"]
+        steps, batch = algorithm["inner_steps"], run["meta_batch"]
+        if smoke:
+            steps, batch = 1, 2
+        impl = Impl("ours", "maml", "fo" if algorithm["first_order"] else "so", "vmap")
+        hyper = {"inner_lr": algorithm["inner_lr"], "meta_lr": run["meta_lr"]}
+        timings = {
+            graphs: training_timing(impl, (n_way, 1, 1, batch, steps), device, graphs, **hyper)
+            for graphs in (False, True)
+        }
+        for graphs, t in timings.items():
+            if t.seconds is not None:
+                totals[graphs].append(t.seconds)
+        report.log(
+            f"| {trial} | {steps} | {batch} | {fmt(timings[False].seconds, '.4f')} | "
+            f"{fmt(timings[True].seconds, '.4f')} ({timings[True].note.split(',')[0]}) |"
+        )
+        report.row(section="search", trial=trial, steps=steps, batch=batch,
+                   eager_s_per_it=fmt(timings[False].seconds, ".5f", ""),
+                   graph_s_per_it=fmt(timings[True].seconds, ".5f", ""))  # fmt: skip
+        report.flush()
+    report.log()
+    for graphs, seconds in totals.items():
+        if seconds:
+            report.log(
+                f"- {'graphs' if graphs else 'eager (today)'}: {len(seconds) / sum(seconds):.2f} "
+                f"trial-iterations/s over {len(seconds)} of {trials} trials (each trial's "
+                "iterations in turn; trials equally long)"
+            )
+    report.flush()
+
+
+SECTIONS = ("cross", "precision", "rows", "memory", "eval", "cost", "graphs", "scaling", "search")
 
 
 def main(argv=None) -> None:
@@ -424,17 +633,23 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     parser.add_argument("--deadline", type=float, default=480.0, help="seconds for everything")
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated")
+    parser.add_argument("--sections", default=",".join(SECTIONS[:6]), help="comma-separated")
     parser.add_argument("--smoke", action="store_true", help="tiny shapes: checks the script")
     args = parser.parse_args(argv)
     sections = args.sections.split(",")
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {list(SECTIONS)}")
     start = time.monotonic()
     keep_freed_memory()  # as the `metastress` command does
     report = Report(args.out)
-    header(report, torch.device(args.device), args)
     device = torch.device(args.device)
+    if not report.lines:
+        header(report, device, args)
+        report.log("- every timing below: TF32 off (strict fp32, `precision: fp32`) unless named")
+    report.log()
+    report.log(f"<!-- sections {args.sections}: start {time.strftime('%H:%M:%S')} -->")
     torch.backends.cudnn.allow_tf32 = False  # the baselines as ours at precision fp32
-    report.log("- every timing below: TF32 off (strict fp32, `precision: fp32`) unless named")
     report.flush()
     if "cross" in sections:
         cross_check(report, device)
@@ -450,9 +665,16 @@ def main(argv=None) -> None:
         eval_section(report, device, args.smoke, start + 0.65 * args.deadline)
     if "cost" in sections:
         cost_section(report, device, args.smoke, start + 0.97 * args.deadline)
+    if "graphs" in sections:
+        graphs_section(report, device, args.smoke, start + args.deadline)
+    if "scaling" in sections:
+        scaling_section(report, device, args.smoke, start + args.deadline)
+    if "search" in sections:
+        search_section(report, device, args.smoke, start + args.deadline)
     report.log()
     report.log(
-        f"- end: {time.strftime('%Y-%m-%d %H:%M:%S')}; took {time.monotonic() - start:.0f} s"
+        f"- end of {args.sections}: {time.strftime('%Y-%m-%d %H:%M:%S')}; took "
+        f"{time.monotonic() - start:.0f} s"
     )
     report.flush()
 

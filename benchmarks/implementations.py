@@ -1,11 +1,15 @@
 """What is timed: one meta-iteration of each implementation, on the same Conv-4 and episode.
 
-- `ours`: a `metastress` learner and Adam, stepped by `Engine.meta_step` as training does (one
-  optimizer step per update group, meta-gradient clipping where the algorithm asks for it),
-  with a given `task_mode` ("auto" is what the workflow runs) and `precision` (bf16 autocast).
+- `ours`: a `metastress` learner and its Adam (`engine.optim`), stepped by `Engine.meta_step`
+  as training does (one optimizer step per update group, meta-gradient clipping where the
+  algorithm asks for it), with a given `task_mode` ("auto" is what the workflow runs) and
+  `precision` (bf16 autocast).
 - `obvious`: the usual hand-written MAML: a Python loop over tasks, `torch.autograd.grad(...,
   create_graph=not first_order)` and `torch.func.functional_call` on the same `Conv4` module,
   one `backward()` per task (so each task's graph is freed at once), then Adam.
+- `graph`: ours as training runs it with `protocol.graphs: auto`: one static `MetaIteration`
+  on the fixed episode, captured as a CUDA graph on CUDA, its Adam at learning rate 0 so that
+  every call takes the meta-gradient at the same weights (for the float64 cross-check).
 - `higher`: MAML with `higher.innerloop_ctx` and an SGD inner optimizer, one task at a time,
   as in PyTorch's functorch/examples/maml_omniglot/maml-omniglot-higher.py. First order:
   `grad_callback` detaches the inner gradients (higher has no first-order switch: with
@@ -20,17 +24,21 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from metastress.algorithms import build
-from metastress.data.tasks import Episode
+from metastress.data.tasks import Episode, TaskSampler
 from metastress.engine import resolve_engine
+from metastress.engine.graphs import WARMUP_ITERATIONS, MetaIteration
+from metastress.engine.optim import Adam
 
 INNER_LR = 0.4  # MAML's Omniglot value (params.yaml maml.inner_lr)
 META_LR = 1e-3
 SEED = 0
+STATIC_CAPACITY = 10_000  # static iterations between reads of their log: none inside a timing
 
 
 @dataclass(frozen=True)
 class Impl:
-    """One timed column: `kind` is "ours", "obvious" or "higher"; `order` "fo"/"so"/"-"."""
+    """One timed column: `kind` is "ours", "graph", "obvious" or "higher"; `order` is one of
+    "fo", "so" or "-"."""
 
     kind: str
     algo: str
@@ -63,6 +71,8 @@ def make_step(
     device = episode.support_x.device
     if impl.kind == "ours":
         return _ours(impl, n_way, inner_steps, episode, dtype, device)
+    if impl.kind == "graph":
+        return _graph(impl, n_way, inner_steps, episode, dtype, device)
     net = _base_net(n_way, dtype, device)
     if impl.kind == "obvious":
         return _obvious(net, inner_steps, impl.order == "fo", episode)
@@ -72,20 +82,87 @@ def make_step(
 
 
 def _ours(impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype, device) -> Built:
-    config = {"inner_steps": inner_steps}
-    if impl.order != "-":
-        config["first_order"] = impl.order == "fo"
-    if impl.algo in ("maml", "metasgd", "taml"):
-        config["inner_lr"] = INNER_LR
-    learner = build(impl.algo, n_way, config, SEED).to(device, dtype)
-    optimizer = torch.optim.Adam(learner.parameters(), lr=META_LR)
+    learner = _learner(impl, n_way, inner_steps, INNER_LR).to(device, dtype)
+    optimizer = Adam(learner.parameters(), lr=META_LR)
     engine = resolve_engine(impl.task_mode, impl.precision, device)
 
     def step() -> None:
         engine.meta_step(learner, optimizer, episode)
 
-    init = list(learner.net.parameters()) if hasattr(learner, "net") else [learner.meta.cell.c_I]
-    return Built(step, init)
+    return Built(step, _init(learner))
+
+
+def _graph(impl: Impl, n_way: int, inner_steps: int, episode: Episode, dtype, device) -> Built:
+    learner = _learner(impl, n_way, inner_steps, INNER_LR).to(device, dtype)
+    optimizer = Adam(learner.parameters(), lr=0.0)  # the weights stay: every call is the same
+    engine = resolve_engine(impl.task_mode, impl.precision, device)
+    capture = device.type == "cuda"
+    calls = WARMUP_ITERATIONS + 1 if capture else 1  # warm-up, capture and one replay
+    iteration = MetaIteration(engine, learner, optimizer, episode, calls, capture)
+
+    def step() -> None:
+        for _ in range(calls if iteration.graph is None else 1):
+            iteration()
+        iteration.read()
+
+    return Built(step, _init(learner))
+
+
+def _learner(impl: Impl, n_way: int, inner_steps: int, inner_lr: float):
+    config = {"inner_steps": inner_steps}
+    if impl.order != "-":
+        config["first_order"] = impl.order == "fo"
+    if impl.algo in ("maml", "metasgd", "taml", "anil"):
+        config["inner_lr"] = inner_lr
+    return build(impl.algo, n_way, config, SEED)
+
+
+def _init(learner) -> list[torch.Tensor]:
+    return list(learner.net.parameters()) if hasattr(learner, "net") else [learner.meta.cell.c_I]
+
+
+@dataclass(frozen=True)
+class Training:
+    """A training meta-iteration as `metastress.train` runs it: `step()` samples a fresh
+    episode and runs `Engine.meta_step`, or, with `graphs`, samples into fixed tensors and
+    runs the static `MetaIteration` (captured as a CUDA graph after its warm-up on CUDA).
+    `static` is that MetaIteration (None when eager): its `graph` says whether capture held."""
+
+    step: Callable[[], None]
+    static: MetaIteration | None
+
+
+def make_training(
+    impl: Impl,
+    sampler: TaskSampler,
+    batch: int,
+    inner_steps: int,
+    graphs: bool,
+    inner_lr: float = INNER_LR,
+    meta_lr: float = META_LR,
+) -> Training:
+    """`impl` (kind "ours") trained on `sampler`'s tasks, B=`batch`, on the sampler's device."""
+    device = sampler.device
+    learner = _learner(impl, sampler.n_way, inner_steps, inner_lr).to(device)
+    optimizer = Adam(learner.parameters(), lr=meta_lr)
+    engine = resolve_engine(impl.task_mode, impl.precision, device)
+    generator = torch.Generator(device=device).manual_seed(SEED)
+    if not graphs:
+        return Training(
+            lambda: engine.meta_step(learner, optimizer, sampler.sample(batch, generator)), None
+        )
+    buffers = sampler.episode_buffers(batch)
+    static = MetaIteration(
+        engine, learner, optimizer, buffers, capacity=STATIC_CAPACITY, capture=device.type == "cuda"
+    )
+
+    def step() -> None:
+        if static.pending == STATIC_CAPACITY:
+            static.read()
+        sampler.sample_into(buffers, generator)
+        static()
+
+    return Training(step, static)
 
 
 def _base_net(n_way: int, dtype, device) -> torch.nn.Module:

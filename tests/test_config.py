@@ -60,6 +60,11 @@ def test_shipped_params_are_valid():
             r"k_shot \+ n_query = 12 \+ 10",
         ),
         (lambda p: p.update(profile="huge"), r"profile: 'huge' is not one of"),
+        (  # what yaml.safe_load makes of `graphs: off`
+            lambda p: p["protocol"].update(graphs=False),
+            r"protocol.graphs: False is not one of \['auto', 'off'\]; YAML reads a bare off, "
+            r"on, no or yes as a boolean: put the word in quotes",
+        ),
         (
             lambda p: p["experiments"].update(table1=["20w2s"]),
             r"experiments.table1: setting '20w2s' is not defined",

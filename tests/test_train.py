@@ -5,8 +5,10 @@ import torch
 
 from metastress import registry
 from metastress import train as train_module
+from metastress.algorithms.maml import MAML
 from metastress.data.splits import write_split
-from metastress.engine import Engine
+from metastress.engine import DivergenceError, Engine
+from metastress.engine.graphs import MetaIteration
 from metastress.train import TrainConfig, train
 
 ALGORITHMS = registry.in_paper()
@@ -70,20 +72,31 @@ def test_learns_5way_1shot_from_chance_to_60_percent(algo, processed_path, split
     assert summary["best_val_accuracy"] >= 0.6, summary  # chance is 0.2
 
 
+@pytest.fixture(params=["eager", "static"])
+def iterations(request, monkeypatch):
+    """Train with eager meta-iterations, or with the static ones (engine/graphs.py) that
+    `graphs: auto` runs on CUDA, here uncaptured on the CPU."""
+    if request.param == "static":
+        monkeypatch.setattr(train_module, "use_graphs", lambda graphs, device: True)
+    return request.param
+
+
+def short_config(algo, **overrides):
+    fields = dict(iterations=6, validate_every=2, validation_tasks=4)
+    fields.update(overrides)
+    return config(algo, algorithm={"inner_steps": 1, "hidden": 4}, **fields)
+
+
 @pytest.mark.parametrize("algo", ["maml", "metalstm"])
 def test_interrupted_then_resumed_equals_uninterrupted(
-    algo, processed_path, split_path, tmp_path, monkeypatch
+    algo, iterations, processed_path, split_path, tmp_path, monkeypatch
 ):
-    short = config(
-        algo,
-        iterations=6,
-        validate_every=2,
-        validation_tasks=4,
-        algorithm={"inner_steps": 1, "hidden": 4},
-    )
+    short = short_config(algo)
     train(short, processed_path, split_path, tmp_path / "straight")
 
-    real_step, calls = Engine.meta_step, {"n": 0}
+    steps = {"eager": (Engine, "meta_step"), "static": (MetaIteration, "__call__")}
+    owner, name = steps[iterations]
+    real_step, calls = getattr(owner, name), {"n": 0}
 
     def crash_at_fifth(*args):
         calls["n"] += 1
@@ -92,7 +105,7 @@ def test_interrupted_then_resumed_equals_uninterrupted(
         return real_step(*args)
 
     with monkeypatch.context() as patch:
-        patch.setattr(Engine, "meta_step", crash_at_fifth)
+        patch.setattr(owner, name, crash_at_fifth)
         with pytest.raises(KeyboardInterrupt):
             train(short, processed_path, split_path, tmp_path / "resumed")
     assert not (tmp_path / "resumed" / "model.pt").exists()
@@ -111,12 +124,61 @@ def test_interrupted_then_resumed_equals_uninterrupted(
         assert torch.equal(tensor, last[1]["learner"][name]), name
 
 
+@pytest.mark.parametrize("algo", ["maml", "metalstm", "taml"])
+def test_static_iterations_train_as_eager_ones(algo, processed_path, split_path, tmp_path):
+    """The same weights and per-iteration metrics; with MetaLSTM's per-task updates and
+    TAML's extra metrics (not in metrics.tsv, but averaged the same way)."""
+    short = short_config(algo, checkpoint_every=1)
+    eager = train(short, processed_path, split_path, tmp_path / "eager")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_module, "use_graphs", lambda graphs, device: True)
+        static = train(short, processed_path, split_path, tmp_path / "static")
+    assert static["best_iteration"] == eager["best_iteration"]
+    models = [
+        torch.load(tmp_path / run / "model.pt", weights_only=False) for run in ("eager", "static")
+    ]
+    for name, tensor in models[0]["learner"].items():
+        assert torch.equal(tensor, models[1]["learner"][name]), name
+    rows = [models[i]["state"]["rows"] for i in (0, 1)]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in rows[1]] == [
+        pytest.approx({k: v for k, v in r.items() if k != "seconds"}, rel=1e-12) for r in rows[0]
+    ]
+
+
+def test_a_deferred_divergence_names_its_iteration_and_keeps_the_last_good_checkpoint(
+    processed_path, split_path, tmp_path, monkeypatch
+):
+    """Static iterations read the device's record at checkpoints (every 2 here): a NaN
+    meta-loss at iteration 3 surfaces after iteration 4, named as iteration 3."""
+    monkeypatch.setattr(train_module, "use_graphs", lambda graphs, device: True)
+    original, calls = MAML.meta_loss, []
+
+    def nan_from_the_third(self, engine, episode):
+        loss, metrics = original(self, engine, episode)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) >= 3 else loss), metrics
+
+    monkeypatch.setattr(MAML, "meta_loss", nan_from_the_third)
+    out, work = tmp_path / "run", tmp_path / "work"
+    with pytest.raises(DivergenceError) as error:
+        train(short_config("maml"), processed_path, split_path, out, work)
+    message = str(error.value)
+    assert message.startswith("maml diverged at iteration 3: meta-loss is nan. ")
+    assert "Iterations 3-4 ran on the device before their record was read" in message
+    assert "the weights after iteration 2 are spoiled" in message
+    assert f"last good checkpoint is {work / 'last.pt'}" in message
+    saved = torch.load(work / "last.pt", weights_only=False)
+    assert saved["state"]["iteration"] == 2
+    assert all(torch.isfinite(t).all() for t in saved["learner"].values())
+    assert not (out / "model.pt").exists()
+
+
 def test_work_root_gives_each_config_its_own_checkpoint_folder(tmp_path):
     """A params change reruns a job from scratch; a killed job with the same config resumes."""
     base = config("maml")
     same = config("maml")
     changed = config("maml", meta_lr=0.01)
-    moved = config("maml", device="cpu", checkpoint_every=7)  # results do not depend on these
+    moved = config("maml", device="cpu", graphs="off", checkpoint_every=7)  # change no result
     run_another_way = config("maml", task_mode="loop")  # rounding does
     assert train_module.work_dir_for(base, tmp_path) == train_module.work_dir_for(same, tmp_path)
     assert train_module.work_dir_for(base, tmp_path) != train_module.work_dir_for(changed, tmp_path)

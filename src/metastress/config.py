@@ -128,6 +128,8 @@ def validate_params(params: Any, schema: dict, source: str = "params.yaml") -> N
 
 
 def _hint(error: "jsonschema.ValidationError") -> str:
+    if error.validator == "enum" and isinstance(error.instance, bool):  # protocol.graphs: off
+        return "; YAML reads a bare off, on, no or yes as a boolean: put the word in quotes"
     if error.validator == "additionalProperties":
         known = sorted(error.schema.get("properties", {}))
         return f"; known keys here: {', '.join(known)}" if known else ""

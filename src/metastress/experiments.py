@@ -64,6 +64,7 @@ def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
         "device": params["protocol"]["device"],
         "task_mode": params["protocol"]["task_mode"],
         "precision": params["protocol"]["precision"],
+        "graphs": params["protocol"]["graphs"],
         "trajectory_every": 0,
         "checkpoint_every": prof["validate_every"],
     }

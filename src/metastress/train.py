@@ -1,6 +1,11 @@
 """Meta-training: Adam on the meta-parameters, validation on fixed tasks, early stopping,
 checkpoint/resume, and per-iteration metrics that `dvc plots` reads.
 
+Meta-iterations run eagerly (`Engine.meta_step`: a fresh episode each, metrics and divergence
+checks at once) or, with `graphs` "auto" on CUDA, as static iterations (engine/graphs.py:
+episodes sampled into fixed tensors, each iteration one replayed CUDA graph, metrics and
+divergence read from the device once per validation or checkpoint).
+
 Outputs in `out_dir`: `model.pt` (the best on validation), `metrics.tsv` (one row per
 iteration; validation columns on validation rows), `summary.json` and `trajectory.pt` (the
 learned initialization over iterations; empty unless asked for). Work files (`last.pt`,
@@ -27,7 +32,9 @@ from metastress.algorithms import MetaLearner, build
 from metastress.atomic import atomic_path, write_json, write_text
 from metastress.data.tasks import TaskSampler
 from metastress.dataset import load_part
-from metastress.engine import DivergenceError, resolve_device, resolve_engine
+from metastress.engine import DivergenceError, Engine, resolve_device, resolve_engine
+from metastress.engine.graphs import MetaIteration, Period, use_graphs
+from metastress.engine.optim import Adam
 
 METRIC_COLUMNS = ("iteration", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
 
@@ -53,6 +60,9 @@ class TrainConfig:
         task_mode (str): how a meta-batch's tasks run: "auto" or one of the engines
             (engine.TASK_MODES); rounding differs between them, so it is hashed.
         precision (str): "fp32", "tf32" or "bf16" (engine.PRECISIONS).
+        graphs (str): "auto" (captured meta-iterations on CUDA, eager elsewhere) or "off"
+            (engine.graphs.GRAPH_MODES); a graph replays the eager path's operations, so
+            like `device` it is not hashed.
         trajectory_every (int): every this many iterations record the flattened learned
             initialization (Figure 1); 0 records none.
         checkpoint_every (int): also checkpoint every this many iterations between
@@ -74,14 +84,17 @@ class TrainConfig:
     device: str = "auto"
     task_mode: str = "auto"
     precision: str = "fp32"
+    graphs: str = "auto"
     trajectory_every: int = 0
     checkpoint_every: int = 0
     algorithm: dict = field(default_factory=dict)
 
     def hashed(self) -> dict:
-        """The config minus keys that do not change the result (device, checkpoint spacing)."""
+        """The config minus keys that do not change the result (device, graphs, checkpoint
+        spacing)."""
         config = asdict(self)
         config.pop("device")
+        config.pop("graphs")
         config.pop("checkpoint_every")
         return config
 
@@ -138,7 +151,7 @@ def train(
     )
 
     learner = build(config.algo, config.n_way, config.algorithm, config.seed).to(device)
-    optimizer = torch.optim.Adam(learner.parameters(), lr=config.meta_lr)
+    optimizer = Adam(learner.parameters(), lr=config.meta_lr)
     generator = torch.Generator(device=device).manual_seed(config.seed)
     state = {
         "iteration": 0,
@@ -174,6 +187,7 @@ def train(
             },
         )
 
+    iterations = _Iterations(config, engine, learner, optimizer, sampler, generator)
     bar = tqdm(
         total=config.iterations,
         initial=state["iteration"],
@@ -182,11 +196,9 @@ def train(
         file=sys.stderr,
     )
     while state["iteration"] < config.iterations and not _patience_exhausted(config, state):
-        start = time.perf_counter()
-        episode = sampler.sample(config.meta_batch, generator)
         learner.train()
         try:
-            metrics = engine.meta_step(learner, optimizer, episode)
+            metrics = iterations.step()
         except DivergenceError as e:
             raise DivergenceError(
                 f"{config.algo} diverged at iteration {state['iteration'] + 1}: {e}. "
@@ -194,39 +206,109 @@ def train(
                 f"inner_lr and delete {work_dir} to restart"
             ) from e
         state["iteration"] += 1
-        row = {"iteration": state["iteration"], **metrics, "seconds": time.perf_counter() - start}
         if config.trajectory_every and state["iteration"] % config.trajectory_every == 0:
             state["trajectory"].append(_flat_initialization(learner))
         validating = (
             state["iteration"] % config.validate_every == 0
             or state["iteration"] == config.iterations
         )
-        if validating:
-            _check_finite(learner, config, state, afresh)
-            learner.eval()
-            scores = engine.evaluate(learner, validation_tasks)
-            row.update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
-            if scores["accuracy"] > state["best_accuracy"]:
-                state["best_accuracy"], state["best_iteration"] = (
-                    scores["accuracy"],
-                    state["iteration"],
-                )
-                save(best)
-        state["rows"].append(row)
         if validating or (
             config.checkpoint_every and state["iteration"] % config.checkpoint_every == 0
         ):
+            period = iterations.read()
+            first = state["iteration"] - len(period.rows) + 1
+            if period.divergence is not None:
+                _raise_deferred(config, period, first, state["iteration"], last, work_dir)
+            state["rows"].extend(
+                {"iteration": first + i, **row} for i, row in enumerate(period.rows)
+            )
             _check_finite(learner, config, state, afresh)
+            if validating:
+                learner.eval()
+                scores = engine.evaluate(learner, validation_tasks)
+                state["rows"][-1].update(val_loss=scores["loss"], val_accuracy=scores["accuracy"])
+                if scores["accuracy"] > state["best_accuracy"]:
+                    state["best_accuracy"], state["best_iteration"] = (
+                        scores["accuracy"],
+                        state["iteration"],
+                    )
+                    save(best)
             save(last)
             _write_metrics(out_dir / "metrics.tsv", state["rows"])
+            metrics = metrics or state["rows"][-1]
         bar.update(1)
-        bar.set_postfix(
-            loss=f"{metrics['loss']:.3f}",
-            acc=f"{metrics['accuracy']:.3f}",
-            best_val=f"{state['best_accuracy']:.3f}",
-        )
+        if metrics is not None:
+            bar.set_postfix(
+                loss=f"{metrics['loss']:.3f}",
+                acc=f"{metrics['accuracy']:.3f}",
+                best_val=f"{state['best_accuracy']:.3f}",
+            )
     bar.close()
     return _finish(config, state, best, out_dir, afresh)
+
+
+class _Iterations:
+    """The run's meta-iterations, eager or static (module docstring), and the metrics rows
+    (with "seconds") they leave until `read`: per iteration when eager, the period's mean
+    time per iteration when static."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        engine: Engine,
+        learner: MetaLearner,
+        optimizer: Adam,
+        sampler: TaskSampler,
+        generator: torch.Generator,
+    ):
+        self.engine, self.learner, self.optimizer = engine, learner, optimizer
+        self.sampler, self.generator, self.batch = sampler, generator, config.meta_batch
+        self.rows: list[dict] = []
+        self.static, self.started = None, 0.0
+        if use_graphs(config.graphs, engine.device):
+            self.buffers = sampler.episode_buffers(config.meta_batch)
+            between_reads = min(config.validate_every, config.checkpoint_every or math.inf)
+            capture = engine.device.type == "cuda"
+            self.static = MetaIteration(
+                engine, learner, optimizer, self.buffers, int(between_reads), capture
+            )
+
+    def step(self) -> dict[str, float] | None:
+        """One meta-iteration; its metrics if eager (whose divergence raises at once)."""
+        start = time.perf_counter()
+        if self.static is None:
+            episode = self.sampler.sample(self.batch, self.generator)
+            metrics = self.engine.meta_step(self.learner, self.optimizer, episode)
+            self.rows.append({**metrics, "seconds": time.perf_counter() - start})
+            return metrics
+        if not self.static.pending:
+            self.started = start
+        self.sampler.sample_into(self.buffers, self.generator)
+        self.static()
+        return None
+
+    def read(self) -> Period:
+        """The rows since the last read, and a static run's first divergence (a host sync)."""
+        if self.static is None:
+            rows, self.rows = self.rows, []
+            return Period(rows, None)
+        period = self.static.read()
+        seconds = (time.perf_counter() - self.started) / max(1, len(period.rows))
+        return Period([{**row, "seconds": seconds} for row in period.rows], period.divergence)
+
+
+def _raise_deferred(
+    config: TrainConfig, period: Period, first: int, now: int, last: Path, work_dir: Path
+) -> None:
+    """A divergence that a static run recorded on the device and read after iteration `now`."""
+    diverged = first + period.divergence.index
+    raise DivergenceError(
+        f"{config.algo} diverged at iteration {diverged}: {period.divergence.message}. "
+        f"Iterations {first}-{now} ran on the device before their record was read "
+        f"(protocol.graphs), so the weights after iteration {diverged - 1} are spoiled. "
+        f"Config: {config.hashed()}. The last good checkpoint is {last}; lower meta_lr or "
+        f"inner_lr and delete {work_dir} to restart"
+    )
 
 
 def _patience_exhausted(config: TrainConfig, state: dict) -> bool:

@@ -142,6 +142,40 @@ def assert_adapted_close(actual: dict, expected: dict, init: dict) -> None:
             torch.testing.assert_close(actual[name], expected[name], **TOL, msg=name)
 
 
+def cancelled(name: str) -> bool:
+    return bool(CANCELLED_BY_BATCH_NORM.search(name))
+
+
+def cancelled_mask(learner, name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """The coordinates of a meta-parameter that stand for conv biases cancelled by batch
+    norm: those biases themselves, MetaSGD's rates for them, MetaLSTM's c_I entries of them."""
+    mask = torch.zeros(tensor.shape, dtype=torch.bool)
+    base_names = list(learner.base_model.state_dict())
+    if name.startswith("net."):
+        mask[...] = cancelled(name)
+    elif name.startswith("lrs."):
+        mask[...] = cancelled(base_names[int(name.split(".")[1])])
+    elif name == "meta.cell.c_I":
+        offset = 0
+        for base_name, shape in learner.skeleton.shapes.items():
+            mask[offset : offset + shape.numel()] = cancelled(base_name)
+            offset += shape.numel()
+    return mask
+
+
+def assert_meta_parameters_close(learner, actual: dict, expected: dict, initial: dict) -> None:
+    """Meta-parameters (state dicts) agree to TOL where the maths determines them, and the
+    coordinates standing for cancelled conv biases stay at their initial values on both sides
+    (as `assert_adapted_close`)."""
+    assert actual.keys() == expected.keys()
+    for name, value in actual.items():
+        cancelled = cancelled_mask(learner, name, value)
+        torch.testing.assert_close(value[~cancelled], expected[name][~cancelled], **TOL, msg=name)
+        for side in (value, expected[name]):
+            drift = (side - initial[name]).abs()[cancelled]
+            assert (drift <= CANCELLED_DRIFT).all(), name
+
+
 @pytest.fixture
 def adapted_close():
     """`assert_adapted_close(actual, expected, init)`."""

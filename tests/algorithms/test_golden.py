@@ -18,10 +18,11 @@ import pytest
 import torch
 
 from tests.algorithms.conftest import (
-    CANCELLED_BY_BATCH_NORM,
     CANCELLED_DRIFT,
     TOL,
     assert_adapted_close,
+    assert_meta_parameters_close,
+    cancelled,
     cpu_engine,
     random_episode,
     tiny_learner,
@@ -56,37 +57,6 @@ def unpack(packed: dict) -> dict[str, torch.Tensor]:
         name: piece.view(shape)
         for name, shape, piece in zip(packed["names"], packed["shapes"], pieces, strict=True)
     }
-
-
-def cancelled(name: str) -> bool:
-    return bool(CANCELLED_BY_BATCH_NORM.search(name))
-
-
-def cancelled_mask(learner, name: str, tensor: torch.Tensor) -> torch.Tensor:
-    """The coordinates of a meta-parameter that stand for conv biases cancelled by batch
-    norm: those biases themselves, MetaSGD's rates for them, MetaLSTM's c_I entries of them."""
-    mask = torch.zeros(tensor.shape, dtype=torch.bool)
-    base_names = list(learner.base_model.state_dict())
-    if name.startswith("net."):
-        mask[...] = cancelled(name)
-    elif name.startswith("lrs."):
-        mask[...] = cancelled(base_names[int(name.split(".")[1])])
-    elif name == "meta.cell.c_I":
-        offset = 0
-        for base_name, shape in learner.skeleton.shapes.items():
-            mask[offset : offset + shape.numel()] = cancelled(base_name)
-            offset += shape.numel()
-    return mask
-
-
-def assert_meta_parameters_close(learner, actual: dict, expected: dict, initial: dict) -> None:
-    assert actual.keys() == expected.keys()
-    for name, value in actual.items():
-        cancelled = cancelled_mask(learner, name, value)
-        torch.testing.assert_close(value[~cancelled], expected[name][~cancelled], **TOL, msg=name)
-        for side in (value, expected[name]):
-            drift = (side - initial[name]).abs()[cancelled]
-            assert (drift <= CANCELLED_DRIFT).all(), name
 
 
 @pytest.mark.parametrize("task_mode", ["loop", "fused"])

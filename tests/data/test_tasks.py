@@ -128,3 +128,27 @@ def test_real_omniglot_reaches_the_model_as_ink_on_zero_background(processed):
     # ink is where the stored image is dark: the sorted values are the stored ones inverted
     expected = to_ink(stored.flatten()).sort().values
     assert torch.equal(x.flatten().sort().values, expected)
+
+
+@pytest.mark.parametrize(
+    ("n_way", "k_shot", "n_query", "rotate"), [(5, 1, 1, True), (3, 2, 3, False)]
+)
+def test_sample_into_draws_the_episode_sample_draws_into_fixed_tensors(
+    n_way, k_shot, n_query, rotate
+):
+    """The same tensors for the same generator state, the same random numbers consumed, and
+    the buffers' addresses unchanged (what a captured CUDA graph reads)."""
+    sampler = TaskSampler(coded_images(), n_way, k_shot, n_query, rotate)
+    buffers = sampler.episode_buffers(4)
+    fields = ("support_x", "support_y", "query_x", "query_y")
+    addresses = [getattr(buffers, name).data_ptr() for name in fields]
+    for seed in (0, 1):
+        into, plain = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+        sampler.sample_into(buffers, into)
+        expected = sampler.sample(4, plain)
+        for name in fields:
+            assert torch.equal(getattr(buffers, name), getattr(expected, name)), name
+        assert torch.equal(into.get_state(), plain.get_state())
+    assert [getattr(buffers, name).data_ptr() for name in fields] == addresses
+    with pytest.raises(ValueError, match=r"make them with this sampler's episode_buffers\(4\)"):
+        TaskSampler(coded_images(), n_way + 1, k_shot, n_query).sample_into(buffers, into)

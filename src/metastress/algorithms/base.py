@@ -51,9 +51,9 @@ class MetaLearner(nn.Module):
     name: ClassVar[str]
     updates_per_task: ClassVar[bool] = False
     meta_grad_clip: float | None = None
-    # Tasks adapted together in one chunk of the fused engine; None: as many as its images
-    # allow. MetaLSTM sets 1: its per-task (P, 4H) gate tensors alone exceed a CPU cache, and
-    # chunks of small tasks measured 2x slower (benchmarks/).
+    # Tasks adapted together in one chunk of the fused engine on the CPU; None: as many as its
+    # images allow. MetaLSTM sets 1: its per-task (P, 4H) gate tensors alone exceed a CPU
+    # cache, and chunks of small tasks measured 2x slower (benchmarks/). GPUs ignore it.
     fused_adapt_tasks: ClassVar[int | None] = None
 
     @property
@@ -92,10 +92,11 @@ class MetaLearner(nn.Module):
         """
         raise NotImplementedError
 
-    def meta_loss(self, engine: "Engine", episode: "Episode") -> tuple[Tensor, dict[str, float]]:
-        """The outer loss and its metrics: by default the mean query cross-entropy after
-        adaptation, which the engine takes chunk by chunk. A learner whose loss couples the
-        tasks (TAML) overrides this and computes it on the whole meta-batch."""
+    def meta_loss(self, engine: "Engine", episode: "Episode") -> tuple[Tensor, dict[str, Tensor]]:
+        """The outer loss and its metrics (0-dim tensors: reading them would make the host
+        wait for the device): by default the mean query cross-entropy after adaptation, which
+        the engine takes chunk by chunk. A learner whose loss couples the tasks (TAML)
+        overrides this and computes it on the whole meta-batch."""
         return engine.mean_query_loss(self, episode)
 
 

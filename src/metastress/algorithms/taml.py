@@ -73,30 +73,31 @@ class TAML(MAML):
     def __init__(self, n_way: int, config: TAMLConfig | None = None):
         super().__init__(n_way, config if config is not None else TAMLConfig())
 
-    def meta_loss(self, engine: "Engine", episode: "Episode") -> tuple[Tensor, dict[str, float]]:
-        """Query loss + lam * penalty; metrics add "objective" and "inequality" or entropies."""
+    def meta_loss(self, engine: "Engine", episode: "Episode") -> tuple[Tensor, dict[str, Tensor]]:
+        """Query loss + lam * penalty; metrics (0-dim tensors) add "objective" and "inequality"
+        or the entropies."""
         config = self.config
         fast = engine.adapt(self, episode.support_x, episode.support_y)
         logits = engine.logits(self, fast, episode.query_x)  # (B, N*Q, N)
         query_losses = per_task_loss(logits, episode.query_y)  # (B,)
         loss = query_losses.mean()
-        metrics = {"loss": loss.item()}
+        metrics = {"loss": loss.detach()}
         if config.variant == "inequality":
             if config.measure_on == "adapted":
                 measured = query_losses
             else:
                 measured = per_task_loss(self._initial_logits(engine, episode), episode.support_y)
             penalty = measure_inequality(measured, config)
-            metrics["inequality"] = penalty.item()
+            metrics["inequality"] = penalty.detach()
         else:
             entropy_initial = prediction_entropy(self._initial_logits(engine, episode))
             entropy_adapted = prediction_entropy(logits)
             penalty = entropy_adapted - entropy_initial
-            metrics["entropy_initial"] = entropy_initial.item()
-            metrics["entropy_adapted"] = entropy_adapted.item()
+            metrics["entropy_initial"] = entropy_initial.detach()
+            metrics["entropy_adapted"] = entropy_adapted.detach()
         objective = loss + config.lam * penalty
-        metrics["objective"] = objective.item()
-        metrics["accuracy"] = (logits.argmax(-1) == episode.query_y).float().mean().item()
+        metrics["objective"] = objective.detach()
+        metrics["accuracy"] = (logits.argmax(-1) == episode.query_y).float().mean()
         return objective, metrics
 
     def _initial_logits(self, engine: "Engine", episode: "Episode") -> Tensor:

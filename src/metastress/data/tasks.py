@@ -92,7 +92,55 @@ class TaskSampler:
     def sample(self, batch: int, generator: torch.Generator) -> Episode:
         """Draw `batch` tasks; the generator must live on the sampling device."""
         B, N, K, Q = batch, self.n_way, self.k_shot, self.n_query
-        C, _, H, W = self.images.shape
+        H, W = self.images.shape[2:]
+        x = self._draw(batch, generator)  # (B, N, K+Q, 1, H, W)
+        labels = self._labels(batch)  # (B, N, K+Q)
+        return Episode(
+            support_x=x[:, :, :K].reshape(B, N * K, 1, H, W),
+            support_y=labels[:, :, :K].reshape(B, N * K),
+            query_x=x[:, :, K:].reshape(B, N * Q, 1, H, W),
+            query_y=labels[:, :, K:].reshape(B, N * Q),
+            n_way=N,
+        )
+
+    def episode_buffers(self, batch: int) -> Episode:
+        """Tensors that `sample_into` fills with meta-batches of `batch` tasks: fixed
+        addresses, which a captured CUDA graph reads (engine/graphs.py)."""
+        B, N, K, Q = batch, self.n_way, self.k_shot, self.n_query
+        H, W = self.images.shape[2:]
+        labels = self._labels(batch)  # (B, N, K+Q)
+        images = {"dtype": torch.float32, "device": self.device}
+        return Episode(
+            support_x=torch.zeros(B, N * K, 1, H, W, **images),
+            support_y=labels[:, :, :K].reshape(B, N * K).clone(),  # own memory, not a view
+            query_x=torch.zeros(B, N * Q, 1, H, W, **images),
+            query_y=labels[:, :, K:].reshape(B, N * Q).clone(),
+            n_way=N,
+        )
+
+    def sample_into(self, buffers: Episode, generator: torch.Generator) -> None:
+        """Draw into `episode_buffers`' tensors the episode that `sample` would return for
+        this generator state (the same random draws, copied in place)."""
+        B, N, K, Q = len(buffers), self.n_way, self.k_shot, self.n_query
+        H, W = self.images.shape[2:]
+        expected = (B, N * K, 1, H, W), (B, N * Q, 1, H, W)
+        if (buffers.support_x.shape, buffers.query_x.shape) != expected:
+            raise ValueError(
+                f"buffers hold support {tuple(buffers.support_x.shape)} and query "
+                f"{tuple(buffers.query_x.shape)} images, this sampler draws {expected[0]} and "
+                f"{expected[1]}; make them with this sampler's episode_buffers({B})"
+            )
+        x = self._draw(B, generator)  # (B, N, K+Q, 1, H, W)
+        buffers.support_x.view(B, N, K, 1, H, W).copy_(x[:, :, :K])
+        buffers.query_x.view(B, N, Q, 1, H, W).copy_(x[:, :, K:])
+        labels = self._labels(B)  # constant per setting; written so any buffers come out whole
+        buffers.support_y.view(B, N, K).copy_(labels[:, :, :K])
+        buffers.query_y.view(B, N, Q).copy_(labels[:, :, K:])
+
+    def _draw(self, batch: int, generator: torch.Generator) -> Tensor:
+        """The images of `batch` tasks as ink, (B, N, K+Q, 1, H, W), class by class."""
+        B, N, K, Q = batch, self.n_way, self.k_shot, self.n_query
+        C = self.images.shape[0]
         dev = self.device
         classes = torch.rand(B, C, generator=generator, device=dev).argsort(dim=1)[:, :N]  # (B, N)
         draws = torch.rand(B, N, IMAGES_PER_CHARACTER, generator=generator, device=dev)
@@ -101,15 +149,12 @@ class TaskSampler:
         if self.rotate:
             quarter_turns = torch.randint(0, 4, (B, N), generator=generator, device=dev)
             x = rotate_quarter_turns(x, quarter_turns)
-        x = to_ink(x).unsqueeze(3)  # (B, N, K+Q, 1, H, W)
-        labels = torch.arange(N, device=dev)[None, :, None].expand(B, N, K + Q)  # (B, N, K+Q)
-        return Episode(
-            support_x=x[:, :, :K].reshape(B, N * K, 1, H, W),
-            support_y=labels[:, :, :K].reshape(B, N * K),
-            query_x=x[:, :, K:].reshape(B, N * Q, 1, H, W),
-            query_y=labels[:, :, K:].reshape(B, N * Q),
-            n_way=N,
-        )
+        return to_ink(x).unsqueeze(3)  # (B, N, K+Q, 1, H, W)
+
+    def _labels(self, batch: int) -> Tensor:
+        """Class labels (B, N, K+Q): image j of class n is labelled n."""
+        N, KQ = self.n_way, self.k_shot + self.n_query
+        return torch.arange(N, device=self.device)[None, :, None].expand(batch, N, KQ)
 
     def fixed_tasks(self, count: int, seed: int, batch: int) -> list[Episode]:
         """`count` tasks that depend only on (images, setting, seed): the same for every model.

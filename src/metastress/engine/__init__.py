@@ -3,7 +3,9 @@ precision) by `resolve_engine`.
 
 Learners (metastress.algorithms) hold per-task maths only; an engine maps them over the tasks
 of a meta-batch (loop, vmap or fused CPU chunks), takes the meta-gradient chunk by chunk,
-steps the optimizer, and evaluates. `workers` (one-thread CPU workers) and `malloc` (glibc's
+steps the optimizer, and evaluates. `graphs` runs whole meta-iterations over fixed tensors
+with no host sync, captured as CUDA graphs on GPUs; `optim` is the meta-optimizer (Adam with
+tensor state) that both paths step. `workers` (one-thread CPU workers) and `malloc` (glibc's
 freed-memory setting) serve the fused engine and the command line.
 """
 

@@ -99,7 +99,8 @@ class Engine:
             _check_init(init, learner.base_model)
         start = learner.adaptation_start(init)
         adapt_one = partial(learner.adapt_task, self.runner(learner.base_model), steps=steps)
-        chunk = learner.fused_adapt_tasks or self.tasks_per_chunk(support_x.shape[1])
+        cpu_hint = learner.fused_adapt_tasks if self.device.type == "cpu" else None
+        chunk = cpu_hint or self.tasks_per_chunk(support_x.shape[1])
         return self.map_tasks(adapt_one, (start,), (support_x, support_y), chunk)
 
     def logits(
@@ -115,9 +116,10 @@ class Engine:
 
     def mean_query_loss(
         self, learner: "MetaLearner", episode: Episode
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """The usual meta-loss: mean query cross-entropy after adaptation, with loss and
-        accuracy metrics; a sum over tasks, so it is taken chunk by chunk.
+        accuracy metrics (0-dim tensors, so nothing waits for the device); a sum over tasks, so
+        it is taken chunk by chunk.
 
         When gradients are on, each chunk's meta-gradient is taken and its graph freed at
         once, and the returned loss carries their sum: `loss.backward()` (or
@@ -154,7 +156,7 @@ class Engine:
             value = value + chunk_loss
             correct = correct + chunk_correct
         loss = _WithGradient.apply(value, grads, *meta_params) if eager else value
-        return loss, {"loss": loss.item(), "accuracy": correct.item() / n_query}
+        return loss, {"loss": value, "accuracy": correct.to(torch.float64) / n_query}
 
     def meta_step(
         self, learner: "MetaLearner", optimizer: torch.optim.Optimizer, episode: Episode
@@ -169,29 +171,47 @@ class Engine:
         """
         totals: dict[str, float] = {}
         groups = 0
-        for group in _update_groups(learner, episode):
-            optimizer.zero_grad(set_to_none=True)
-            with tf32(self.precision):
-                with autocast(self.precision, self.device):
-                    loss, metrics = learner.meta_loss(self, group)
-                if not torch.isfinite(loss):
-                    raise DivergenceError(f"meta-loss is {loss.item()}")
-                loss.backward()
-            if learner.meta_grad_clip is not None:
-                norm = torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
-            else:
-                norm = torch.nn.utils.get_total_norm(
-                    [p.grad for p in learner.parameters() if p.grad is not None]
-                )
-            if not torch.isfinite(norm):
-                raise DivergenceError(
-                    f"meta-gradient norm is {norm.item()} (meta-loss {loss.item()})"
-                )
-            optimizer.step()
+        for group in update_groups(learner, episode):
+            _, _, metrics = self.update(learner, optimizer, group)
             groups += 1
-            for key, value in metrics.items():
+            values = torch.stack([v.to(torch.float64) for v in metrics.values()]).tolist()
+            for key, value in zip(metrics, values, strict=True):
                 totals[key] = totals.get(key, 0.0) + value
         return {key: value / groups for key, value in totals.items()}
+
+    def update(
+        self,
+        learner: "MetaLearner",
+        optimizer: torch.optim.Optimizer,
+        group: Episode,
+        capturable: bool = False,
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """One optimizer step on one update group: the meta-loss, its gradient, the clip where
+        the learner asks for one, the step. Returns (meta-loss, meta-gradient norm, metrics),
+        device tensors.
+
+        By default a non-finite meta-loss or norm raises DivergenceError before the step (a
+        host sync each). `capturable` leaves the checks to the caller, who gets the loss and
+        the norm, and runs autocast without its weight cache: nothing waits for the device, so
+        a CUDA graph can hold the update (engine/graphs.py).
+        """
+        optimizer.zero_grad(set_to_none=True)
+        with tf32(self.precision):
+            with autocast(self.precision, self.device, cache=not capturable):
+                loss, metrics = learner.meta_loss(self, group)
+            if not capturable and not torch.isfinite(loss):
+                raise DivergenceError(f"meta-loss is {loss.item()}")
+            loss.backward()
+        if learner.meta_grad_clip is not None:
+            norm = torch.nn.utils.clip_grad_norm_(learner.parameters(), learner.meta_grad_clip)
+        else:
+            norm = torch.nn.utils.get_total_norm(
+                [p.grad for p in learner.parameters() if p.grad is not None]
+            )
+        if not capturable and not torch.isfinite(norm):
+            raise DivergenceError(f"meta-gradient norm is {norm.item()} (meta-loss {loss.item()})")
+        optimizer.step()
+        return loss.detach(), norm, metrics
 
     @torch.no_grad()
     def evaluate(
@@ -252,8 +272,9 @@ def _kept_steps(learner: "MetaLearner") -> int:
     return 1 if getattr(learner.config, "first_order", False) else learner.config.inner_steps
 
 
-def _update_groups(learner: "MetaLearner", episode: Episode) -> Iterator[Episode]:
-    """The parts of a meta-batch that each get one optimizer step."""
+def update_groups(learner: "MetaLearner", episode: Episode) -> Iterator[Episode]:
+    """The parts of a meta-batch that each get one optimizer step: the whole of it, or each
+    task (views of `episode`'s tensors)."""
     if learner.updates_per_task:
         for i in range(len(episode)):
             yield episode.tasks(i, i + 1)

@@ -6,13 +6,15 @@
 - "fused": the SAME per-task function called once per chunk of tasks with a leading task
   dimension on every argument (shared ones expanded); the base learner then runs as the
   model's fused form (`Conv4.forward_tasks`: grouped convolutions, channels-last, CPU-tuned).
-  A chunk holds about FUSED_CHUNK_IMAGES images, so small tasks are grouped and large ones
-  run one at a time (cache-sized). With several CPU threads, chunks run at once on one-thread
-  workers (`workers.map_ordered`) where each is a computation of its own: the meta-gradient's
-  chunks (each differentiated on its worker, summed in order) and evaluation. Chunks of one
-  autograd graph run in order: built on several threads at once, the graph's shared leaves
-  would sum their gradients in an order that depends on thread timing (MetaLSTM++ in one
-  meta-gradient chunk and TAML gave a different meta-gradient from run to run).
+  On the CPU a chunk holds about FUSED_CHUNK_IMAGES images, so small tasks are grouped and
+  large ones run one at a time (cache-sized); on a GPU chunks are vmap's, memory-sized (the
+  code is device-agnostic; which form is faster there is for benchmarks/gpu.py to measure).
+  With several CPU threads, chunks run at once on one-thread workers (`workers.map_ordered`)
+  where each is a computation of its own: the meta-gradient's chunks (each differentiated on
+  its worker, summed in order) and evaluation. Chunks of one autograd graph run in order:
+  built on several threads at once, the graph's shared leaves would sum their gradients in an
+  order that depends on thread timing (MetaLSTM++ in one meta-gradient chunk and TAML gave a
+  different meta-gradient from run to run).
 
 `resolve_engine` turns params.yaml's `protocol.task_mode` ("auto" or a mode) into one of them.
 All give the same numbers up to rounding, second-order gradients included (tested), because
@@ -104,7 +106,10 @@ class FusedEngine(Engine):
         return outputs[0] if len(outputs) == 1 else _combine(outputs, torch.cat)
 
     def tasks_per_chunk(self, images_per_task: int, kept_steps: int = 1) -> int:
-        return max(1, FUSED_CHUNK_IMAGES // images_per_task)
+        if self.device.type == "cpu":
+            return max(1, FUSED_CHUNK_IMAGES // images_per_task)
+        # GPUs want few, big kernels: vmap's memory-sized chunks (a whole meta-batch mostly)
+        return max(1, VMAP_CHUNK_IMAGE_STEPS // (images_per_task * kept_steps))
 
     def map_chunks(self, fn: Callable[[Any], Any], items: range) -> list:
         # chunks share no module state, so on the CPU they run at once, one thread each

@@ -20,10 +20,16 @@ def check_precision(precision: str) -> None:
         raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
 
 
-def autocast(precision: str, device: torch.device) -> torch.autocast:
-    """bf16 autocast on `device`'s type for "bf16", a disabled autocast otherwise."""
+def autocast(precision: str, device: torch.device, cache: bool = True) -> torch.autocast:
+    """bf16 autocast on `device`'s type for "bf16", a disabled autocast otherwise.
+
+    `cache=False` recasts the weights at every use instead of caching their bf16 copies (the
+    same values): CUDA graphs must not capture autocast's cache.
+    """
     check_precision(precision)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    return torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache
+    )
 
 
 @contextmanager

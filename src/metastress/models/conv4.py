@@ -198,6 +198,8 @@ def _first_block(
     folded = (kernel * scale[:, :, None]).transpose(1, 2)  # (T, C_in*9, C)
     cols = patches.cols.view(n_tasks, m, height * width, -1)  # (T, M, H*W, C_in*9)
     per_block = max(1, FIRST_BLOCK_BYTES // (height * width * n_tasks * c_out * x.element_size()))
+    if x.device.type != "cpu":
+        per_block = m  # the blocks are for CPU caches; a GPU takes all images in one product
     pooled = []
     for start in range(0, m, per_block):
         images = cols[:, start : start + per_block]  # (T, b, H*W, C_in*9)
