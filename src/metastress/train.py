@@ -2,13 +2,14 @@
 checkpoint/resume, and per-iteration metrics that `dvc plots` reads.
 
 Outputs in `out_dir`: `model.pt` (the best on validation), `metrics.tsv` (one row per
-iteration; validation columns on validation rows), `summary.json` and `trajectory.pt` (the
-learned initialization over iterations; empty unless asked for). Work files (`last.pt`,
-the resume point, and `best.pt`) live in a separate work folder, which a workflow manager must
-not delete when it reruns an interrupted job. A run killed at any point and started again
-with the same config ends with the same weights as an uninterrupted one: the sampler's
-generator state, the optimizer and the metrics so far are all in `last.pt`, written
-atomically.
+iteration; validation columns on validation rows), `summary.json` and, when asked for,
+`trajectory.pt` (the learned initialization before the first and after every meta-update:
+Figure 1, `metastress.snapshots`; such a run calls back after every optimizer step, so it runs
+eagerly). Work files (`last.pt`, the resume point, and `best.pt`) live in a separate work
+folder, which a workflow manager must not delete when it reruns an interrupted job. A run
+killed at any point and started again with the same config ends with the same weights as an
+uninterrupted one: the sampler's generator state, the optimizer, the metrics and the
+trajectory so far are all in `last.pt`, written atomically.
 """
 
 import dataclasses
@@ -22,7 +23,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from metastress import checkpoint
+from metastress import checkpoint, snapshots
 from metastress.algorithms import MetaLearner, build
 from metastress.atomic import atomic_path, write_json, write_text
 from metastress.data.tasks import TaskSampler
@@ -53,8 +54,8 @@ class TrainConfig:
         task_mode (str): how a meta-batch's tasks run: "auto" or one of the engines
             (engine.TASK_MODES); rounding differs between them, so it is hashed.
         precision (str): "fp32", "tf32" or "bf16" (engine.PRECISIONS).
-        trajectory_every (int): every this many iterations record the flattened learned
-            initialization (Figure 1); 0 records none.
+        trajectory (bool): record the learned initialization before the first and after
+            every meta-update into trajectory.pt (Figure 1).
         checkpoint_every (int): also checkpoint every this many iterations between
             validations (0: at validations only), so long search trials resume mid-way.
     """
@@ -74,7 +75,7 @@ class TrainConfig:
     device: str = "auto"
     task_mode: str = "auto"
     precision: str = "fp32"
-    trajectory_every: int = 0
+    trajectory: bool = False
     checkpoint_every: int = 0
     algorithm: dict = field(default_factory=dict)
 
@@ -145,7 +146,7 @@ def train(
         "best_accuracy": -math.inf,
         "best_iteration": 0,
         "rows": [],
-        "trajectory": [],
+        "trajectory": snapshots.start(learner) if config.trajectory else None,
     }
     hashed = config.hashed()
     last, best = work_dir / "last.pt", work_dir / "best.pt"
@@ -160,7 +161,7 @@ def train(
         state = saved["state"]
         _check_best(best, hashed, state, afresh)
 
-    def save(path: Path) -> None:
+    def save(path: Path, trajectory: bool = True) -> None:
         checkpoint.save(
             path,
             {
@@ -170,9 +171,12 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(),
                 "device": device.type,
-                "state": state,
+                "state": state if trajectory else {**state, "trajectory": None},
             },
         )
+
+    def after_update() -> None:
+        snapshots.record(state["trajectory"], learner, state["iteration"] + 1)
 
     bar = tqdm(
         total=config.iterations,
@@ -186,7 +190,9 @@ def train(
         episode = sampler.sample(config.meta_batch, generator)
         learner.train()
         try:
-            metrics = engine.meta_step(learner, optimizer, episode)
+            metrics = engine.meta_step(
+                learner, optimizer, episode, after_update if config.trajectory else None
+            )
         except DivergenceError as e:
             raise DivergenceError(
                 f"{config.algo} diverged at iteration {state['iteration'] + 1}: {e}. "
@@ -195,8 +201,6 @@ def train(
             ) from e
         state["iteration"] += 1
         row = {"iteration": state["iteration"], **metrics, "seconds": time.perf_counter() - start}
-        if config.trajectory_every and state["iteration"] % config.trajectory_every == 0:
-            state["trajectory"].append(_flat_initialization(learner))
         validating = (
             state["iteration"] % config.validate_every == 0
             or state["iteration"] == config.iterations
@@ -211,7 +215,7 @@ def train(
                     scores["accuracy"],
                     state["iteration"],
                 )
-                save(best)
+                save(best, trajectory=False)  # model.pt needs no copy of the trajectory
         state["rows"].append(row)
         if validating or (
             config.checkpoint_every and state["iteration"] % config.checkpoint_every == 0
@@ -242,11 +246,6 @@ def _check_finite(learner: MetaLearner, config: TrainConfig, state: dict, afresh
             f"{config.algo} diverged at iteration {state['iteration']}: meta-parameters {bad} "
             f"are not finite. Config: {config.hashed()}. Lower meta_lr and {afresh}"
         )
-
-
-def _flat_initialization(learner: MetaLearner) -> torch.Tensor:
-    weights = learner.initial_weights()
-    return torch.cat([w.detach().flatten() for w in weights.values()]).cpu()
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
@@ -299,8 +298,7 @@ def _finish(config: TrainConfig, state: dict, best: Path, out_dir: Path, afresh:
     }
     with atomic_path(out_dir / "model.pt") as tmp:
         shutil.copyfile(best, tmp)
-    with atomic_path(out_dir / "trajectory.pt") as tmp:
-        trajectory = state["trajectory"]
-        torch.save(torch.stack(trajectory) if trajectory else torch.empty(0), tmp)  # (T, P)
+    if config.trajectory:
+        snapshots.save(state["trajectory"], out_dir / "trajectory.pt")
     write_json(out_dir / "summary.json", summary)
     return summary

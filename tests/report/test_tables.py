@@ -29,6 +29,8 @@ def test_table1_writes_every_cell(write_eval, tmp_path):
         "k_shot",
         "accuracy",
         "ci95",
+        "seeds",
+        "seed_std",
         "best",
         "p_holm",
         "tied_with_best",

@@ -157,11 +157,19 @@ class Engine:
         return loss, {"loss": loss.item(), "accuracy": correct.item() / n_query}
 
     def meta_step(
-        self, learner: "MetaLearner", optimizer: torch.optim.Optimizer, episode: Episode
+        self,
+        learner: "MetaLearner",
+        optimizer: torch.optim.Optimizer,
+        episode: Episode,
+        after_update: Callable[[], None] | None = None,
     ) -> dict[str, float]:
         """One meta-iteration: one optimizer step per update group (per task for MetaLSTM),
         with the meta-gradient norm clipped where the learner asks for it; metrics averaged
         over the groups.
+
+        `after_update`, if given, is called on the host after every optimizer step (Figure 1
+        records the learned initialization there); a replayed capture of a whole
+        meta-iteration could not call it, so a run that passes it runs eagerly.
 
         Raises:
             DivergenceError: a non-finite meta-loss or meta-gradient, before the optimizer
@@ -188,6 +196,8 @@ class Engine:
                     f"meta-gradient norm is {norm.item()} (meta-loss {loss.item()})"
                 )
             optimizer.step()
+            if after_update is not None:
+                after_update()
             groups += 1
             for key, value in metrics.items():
                 totals[key] = totals.get(key, 0.0) + value
