@@ -204,7 +204,7 @@ def require_unique(frame: pd.DataFrame, keys: Sequence[str], what: str) -> None:
     """Fail when two files would fill the same cell, instead of silently keeping one."""
     clashes = frame[frame.duplicated(list(keys), keep=False)]
     if not clashes.empty:
-        groups = clashes.groupby(list(keys), sort=False)["path"].apply(", ".join)
+        groups = clashes.groupby(list(keys), sort=False, dropna=False)["path"].apply(", ".join)
         raise ReportInputError(
             f"{what}: more than one file for the same {', '.join(keys)}: "
             f"{'; '.join(groups)}; pass one file per cell"
