@@ -118,9 +118,10 @@ def test_fig2_two_seeds_draws_their_spread(write_eval, tmp_path, monkeypatch):
             assert csv.loc[algo, column] == pytest.approx(numbers[column], rel=1e-9), column
     (ax,) = drawn[0].axes
     spreads = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
-    ((segments),) = [c.lines[2][0].get_segments() for c in spreads]
-    heights = sorted(segment[1][1] - segment[0][1] for segment in segments)
-    assert heights == pytest.approx(sorted(2 * expected(a)["seed_std"] for a in SEEDS))
+    assert len(spreads) == len(SEEDS)  # one per algorithm, in its colour
+    for container, algo in zip(spreads, SEEDS, strict=True):
+        ((low, high),) = container.lines[2][0].get_segments()
+        assert high[1] - low[1] == pytest.approx(2 * expected(algo)["seed_std"])
     assert "± s.d. over 2 seeds" in [t.get_text() for t in ax.get_legend().get_texts()]
 
 

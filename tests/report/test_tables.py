@@ -74,6 +74,14 @@ def test_missing_run_is_a_dash_and_other_files_are_ignored(write_eval, tmp_path)
     assert "| MetaLSTM | ---" not in (tmp_path / "table1.tex").read_text()
 
 
+def test_rows_are_the_papers_algorithms_and_any_other_with_files(write_eval, tmp_path):
+    table1([write_eval(algo="maml")], tmp_path / "table1")
+    rows = [line.split(" | ")[0] for line in (tmp_path / "table1.md").read_text().splitlines()]
+    assert "| ANIL" not in rows and "| MetaLSTM++" in rows  # a missing paper run: a dash
+    table1([write_eval(algo="maml"), write_eval(algo="anil")], tmp_path / "table1")
+    assert "| ANIL | **90.00 ± 1.00** |" in (tmp_path / "table1.md").read_text()
+
+
 def test_mixed_ways_are_refused(write_eval, tmp_path):
     paths = [write_eval(train="20w1s"), write_eval(train="40w5s")]
     with pytest.raises(ReportInputError, match="mix 20, 40-way"):

@@ -17,6 +17,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.transforms import offset_copy
 
 from metastress.report.data import (
     ALGO_NAMES,
@@ -42,7 +43,11 @@ FIG3_BARS = (
 )
 TIED_LABEL = f"best, or not\nsignificantly different\n(Wilcoxon, Holm,\nα = {ALPHA})"
 TIED_RING = {"marker": "o", "markersize": 13, "markerfacecolor": "none", "markeredgecolor": "k"}
-SEED_SPREAD = {"ecolor": "0.45", "elinewidth": 4, "alpha": 0.6, "capsize": 0, "zorder": 1.5}
+# The s.d. over seeds: a thick bar beside the point or bar it belongs to (offset in points, so
+# that it never hides the CI's thin bar); dark red on the grey bars, the algorithm's own colour
+# on the lines.
+SEED_SPREAD = {"ecolor": "#b2182b", "elinewidth": 3, "alpha": 0.8, "capsize": 0, "zorder": 2.5}
+SEED_OFFSET = 4.0  # points between a CI bar and its s.d. bar, and between algorithms' s.d. bars
 SEED_COLUMNS = ["seeds", "seed_std"]
 # Figure 4b: a hand optimizer's rate and steps are chosen per seed; its bar is the optimizer.
 SWAP_KEYS = [key for key in MODEL_KEYS if key != "steps"]
@@ -256,7 +261,7 @@ def fig4b(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
         ["rank", "own", "label"], ascending=[True, False, True]
     )
     frame = frame.reset_index(drop=True)
-    with new_figure((7.0, 1.2 + 0.45 * len(frame))) as (figure, (ax,)):
+    with new_figure((8.5, 1.2 + 0.45 * len(frame))) as (figure, (ax,)):
         for y, row in frame.iterrows():
             style = ALGO_STYLE[row["init_owner"]]
             ax.barh(y, row["accuracy"], color=style.colour, hatch=style.hatch, edgecolor=EDGE)
@@ -273,16 +278,22 @@ def fig4b(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
         )
         spread = frame[frame["seeds"] > 1]
         ax.errorbar(
-            spread["accuracy"], spread.index, xerr=spread["seed_std"], fmt="none", **SEED_SPREAD
+            spread["accuracy"],
+            spread.index,
+            xerr=spread["seed_std"],
+            fmt="none",
+            transform=_shifted(ax, dy=-SEED_OFFSET),  # just below the CI's bar
+            **SEED_SPREAD,
         )
         ax.set_yticks(frame.index, labels=frame["label"])
         ax.invert_yaxis()  # first label on top
         ax.set_xlim(0, 130 if (frame["seeds"] > 1).any() else 118)  # room for the values
+        ax.set_xticks(range(0, 101, 20))  # accuracies stop at 100%
         ax.grid(axis="y", visible=False)
         ax.set(
             xlabel="test accuracy (%)",
             ylabel="initialization + inner optimizer",
-            title=f"Initialization swap, tested on {settings[0]} (bars: 95% CI)",
+            title=f"Initialization swap on {settings[0]} (error bars: 95% CI)",
         )
         columns = ["algo", "init_from", "optimizer", "optimizer_lr", "steps", "label"]
         save_figure(figure, frame[[*columns, "accuracy", "ci95", *SEED_COLUMNS]], out_prefix)
@@ -305,26 +316,41 @@ def _each(value, form: str) -> str:
 
 
 def _seed_spread(ax: Axes, frame: pd.DataFrame, x: str) -> list[tuple[Line2D, str]]:
-    """Grey bars of ± the standard deviation over seeds at each point that has several seeds;
+    """Bars of ± the standard deviation over seeds at each point that has several seeds, in
+    the algorithm's colour, side by side (a few points apart) so that each algorithm's shows;
     the legend entry for them (none without such points)."""
     spread = frame[frame["seeds"] > 1]
     if spread.empty:
         return []
-    ax.errorbar(spread[x], spread["accuracy"], yerr=spread["seed_std"], fmt="none", **SEED_SPREAD)
-    handle = _seed_handle(spread)
+    algos = list(dict.fromkeys(spread["algo"]))
+    for i, (algo, rows) in enumerate(spread.groupby("algo", sort=False)):
+        ax.errorbar(
+            rows[x],
+            rows["accuracy"],
+            yerr=rows["seed_std"],
+            fmt="none",
+            transform=_shifted(ax, dx=SEED_OFFSET * (i - (len(algos) - 1) / 2)),
+            **{**SEED_SPREAD, "ecolor": ALGO_STYLE[algo].colour},
+        )
+    handle = _seed_handle(spread, colour="0.4")
     return [(handle, handle.get_label())]
 
 
-def _seed_handle(frame: pd.DataFrame) -> Line2D:
+def _seed_handle(frame: pd.DataFrame, colour: str = SEED_SPREAD["ecolor"]) -> Line2D:
     seeds = "/".join(map(str, sorted(frame.loc[frame["seeds"] > 1, "seeds"].unique())))
     return Line2D(
         [],
         [],
-        color=SEED_SPREAD["ecolor"],
+        color=colour,
         linewidth=SEED_SPREAD["elinewidth"],
         alpha=SEED_SPREAD["alpha"],
         label=f"± s.d. over {seeds} seeds",
     )
+
+
+def _shifted(ax: Axes, dx: float = 0.0, dy: float = 0.0):
+    """Data coordinates moved by (dx, dy) points, whatever the axes' scales."""
+    return offset_copy(ax.transData, fig=ax.figure, x=dx, y=dy, units="points")
 
 
 def _extend_legend(ax: Axes, extra: list[tuple[Line2D, str]]) -> None:
@@ -400,6 +426,7 @@ def _three_bars(ax: Axes, panel: pd.DataFrame) -> None:
                 rows.loc[several, "accuracy"],
                 yerr=rows.loc[several, "seed_std"],
                 fmt="none",
+                transform=_shifted(ax, dx=SEED_OFFSET),  # just right of the CI's bar
                 **SEED_SPREAD,
             )
     ax.set_xticks(

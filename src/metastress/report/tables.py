@@ -1,8 +1,9 @@
 """Table 1: few-shot accuracy of every algorithm, as Markdown, CSV and LaTeX.
 
-Rows are always the algorithms of `ALGO_NAMES` in the paper's order and columns the k-shot
-values the files hold, so a missing run shows as an em dash instead of silently shrinking the
-table. In each column the best algorithm and those not significantly worse than it are bold
+Rows are the paper's algorithms, and any other registered one whose files are given, in the
+registry's order, and columns the k-shot values the files hold, so a missing run of the
+paper's shows as an em dash instead of silently shrinking the table. In each column the best
+algorithm and those not significantly worse than it are bold
 (`metastress.report.significance`). With several training seeds a cell is the mean over seeds
 ± the 95% task interval, followed by the standard deviation over seeds.
 """
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from metastress import registry
 from metastress.atomic import write_text
 from metastress.report.data import (
     ALGO_NAMES,
@@ -64,7 +66,8 @@ def table1(eval_paths: Iterable[str | Path], out_prefix: Path) -> None:
     frame = mark_best(in_algo_order(frame, "k_shot"), "k_shot", "table1")
 
     columns = [f"{k}-shot" for k in sorted(frame["k_shot"].unique())]
-    cells = pd.DataFrame(MISSING, index=list(ALGO_NAMES.values()), columns=columns)
+    rows = [n for a, n in ALGO_NAMES.items() if a in registry.in_paper() or a in set(frame.algo)]
+    cells = pd.DataFrame(MISSING, index=rows, columns=columns)
     bold = pd.DataFrame(False, index=cells.index, columns=columns)
     for row in frame.itertuples():
         cell = f"{row.accuracy:.2f} ± {row.ci95:.2f}"
