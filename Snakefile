@@ -23,7 +23,8 @@ wildcard_constraints:
     test="|".join(config["settings"]),
     trial=r"\d+",
     steps=r"\d+",
-    optimizer_of="|".join(ALGORITHMS + ["adam"]),
+    seed=r"\d+",
+    optimizer_of="|".join(ALGORITHMS + HAND_OPTIMIZERS),
     init_of="|".join(ALGORITHMS),
 
 
@@ -62,8 +63,16 @@ rule all:
         ),
         expand(rules.search_select.output.best, algo=ALGORITHMS, setting=trained_settings()),
         expand(rules.search_summary.output.summary, algo=ALGORITHMS),
-        expand(rules.train_final.output, algo=ALGORITHMS, setting=trained_settings()),
+        expand(
+            rules.train_final.output, algo=ALGORITHMS, setting=trained_settings(), seed=SEEDS
+        ),
         expand(rules.train_summary.output.summary, algo=ALGORITHMS),
+        expand(
+            rules.train_fig1.output,
+            algo=EXPERIMENTS["fig1"]["algorithms"],
+            setting=EXPERIMENTS["fig1"]["setting"],
+        ),
+        swaps(paths.swap_choice_file),
         rules.summary.input.evaluations,
         [path for paths in FIGURE_INPUTS.values() for path in paths],
         rules.summary.output,

@@ -10,13 +10,16 @@ import pytest
 import yaml
 from dvc.utils.hydra import apply_overrides
 
-from metastress.config import load_params
+from metastress.config import ParamsError, load_params
 from metastress.experiments import (
     apply_choice,
     evaluation_config,
+    fig1_run_config,
+    final_run_config,
     run_config,
     sample,
     search_space,
+    seeds,
 )
 from metastress.train import train_config
 from tests.conftest import REPO
@@ -112,3 +115,42 @@ def test_each_readme_experiment_changes_what_runs(overrides, tmp_path):
     before, after = job_configs(SHIPPED), job_configs(params)
     assert before.keys() == after.keys()
     assert [job for job in before if before[job] != after[job]], f"{overrides} changes no job"
+
+
+def test_final_models_train_with_consecutive_seeds_and_the_first_is_the_one_seed_run():
+    params = copy.deepcopy(SHIPPED)
+    params["protocol"].update(seed=3, seeds=2)
+    assert seeds(params) == [3, 4]
+    first, second = (final_run_config(params, "maml", "20w1s", s) for s in (3, 4))
+    assert first == run_config(params, "maml", "20w1s", "final")  # as with one seed
+    assert {**first, "seed": 4} == second
+    assert evaluation_config(params, "20w1s")["seed"] == 3  # every seed on the same test tasks
+    assert seeds(SHIPPED) == [SHIPPED["protocol"]["seed"]]  # one seed by default
+
+
+def test_the_figure_1_pair_shares_everything_but_its_update_schedule():
+    fig1 = SHIPPED["experiments"]["fig1"]
+    runs = {algo: fig1_run_config(SHIPPED, algo) for algo in fig1["algorithms"]}
+    assert {algo: run.pop("algo") for algo, run in runs.items()} == {
+        a: a for a in fig1["algorithms"]
+    }
+    first, *others = runs.values()
+    assert all(other == first for other in others)
+    assert (first["meta_lr"], first["meta_batch"]) == (fig1["meta_lr"], fig1["meta_batch"])
+    assert first["algorithm"]["inner_steps"] == fig1["inner_steps"]
+    assert first["seed"] == SHIPPED["protocol"]["seed"] and first["trajectory"] is True
+    quick = SHIPPED["profiles"]["quick"]
+    assert first["iterations"] == first["validate_every"] == quick["fig1_iterations"]
+    assert first["patience"] == 0
+    train_config({**first, "algo": fig1["algorithms"][0]})  # a valid TrainConfig
+    # the final trainings of the same algorithms record nothing
+    assert run_config(SHIPPED, "metalstm", fig1["setting"], "final")["trajectory"] is False
+
+
+def test_figure_1_refuses_an_algorithm_that_searches_what_it_does_not_fix(tmp_path):
+    edited = tmp_path / "params.yaml"
+    params = copy.deepcopy(SHIPPED)
+    params["experiments"]["fig1"]["algorithms"] = ["maml", "metalstm_pp"]
+    edited.write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match=r"fig1.algorithms: maml searches \['inner_lr'\]"):
+        load_params(edited)

@@ -70,8 +70,11 @@ def test_params_yaml_has_every_section_and_the_papers_algorithms_by_default():
 def test_an_algorithm_outside_the_registry_is_refused_with_the_known_ids(schema):
     params = load_params(REPO / "params.yaml")
     params["experiments"]["fig4b"]["swaps"][0]["optimizer_of"] = "adamw"
-    with pytest.raises(ParamsError, match=r"optimizer_of: .*expected one of \['adam', 'maml'"):
+    with pytest.raises(
+        ParamsError, match=r"optimizer_of: .*expected one of \['adam', 'sgd', 'maml'"
+    ):
         validate_params(params, schema)
+    assert schema["$defs"]["hand_optimizer_id"]["enum"] == registry.hand_optimizers()
 
 
 def test_report_names_and_kinds_follow_the_registry():

@@ -1,4 +1,5 @@
-"""The metrics DVC compares: values computed by hand from made-up result files."""
+"""The metrics DVC compares: values computed by hand from made-up result files, one seed and
+several."""
 
 import csv
 import json
@@ -7,20 +8,22 @@ import sys
 
 import pytest
 
+from metastress import paths
 from metastress.summary import summarize
 
 
-def write_evaluation(root, algo, train, test, accuracy, ci95):
-    path = root / "results/eval" / algo / train / f"{test}.json"
+def write_evaluation(root, algo, train, test, accuracy, ci95, seed=0, per_task=None):
+    path = root / paths.evaluation_file(algo, train, test, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"accuracy": accuracy, "ci95": ci95, "per_task": [accuracy]}))
+    record = {"accuracy": accuracy, "std": 9 * ci95, "ci95": ci95, "ci999": 1.7 * ci95}
+    path.write_text(json.dumps({**record, "per_task": per_task or [accuracy]}))
     return path
 
 
-def write_model(root, algo, setting, best_val, seconds, val_accuracies):
+def write_model(root, algo, setting, best_val, seconds, val_accuracies, seed=0):
     """A model folder whose metrics.tsv has one row per entry of `seconds`; validation rows
     where `val_accuracies` is not None."""
-    folder = root / "models" / algo / setting
+    folder = root / paths.run_dir(algo, setting, seed)
     folder.mkdir(parents=True)
     summary = {"algo": algo, "iterations": len(seconds), "best_val_accuracy": best_val}
     (folder / "summary.json").write_text(json.dumps(summary))
@@ -64,12 +67,13 @@ def test_by_setting_holds_test_training_and_transfer_numbers(results):
     assert maml["20w1s"] == {
         "accuracy": 25.0,
         "ci95": 1.25,
+        "seeds": 1,
         "best_val_accuracy": 30.0,
         "iterations": 3,
         "train_seconds": 4.0,  # 1.25 + 2.5 + 0.25
     }
-    assert maml["40w5s_to_40w1s"] == {"accuracy": 6.25, "ci95": 3.0}
-    assert maml["40w5s"] == {"accuracy": 50.0, "ci95": 2.0}
+    assert maml["40w5s_to_40w1s"] == {"accuracy": 6.25, "ci95": 3.0, "seeds": 1}
+    assert maml["40w5s"] == {"accuracy": 50.0, "ci95": 2.0, "seeds": 1}
 
 
 def test_validation_curves_have_one_row_per_validation(results):
@@ -77,10 +81,12 @@ def test_validation_curves_have_one_row_per_validation(results):
     summarize(evaluations, models, ["20w1s"], root / "metrics")
     with open(root / "metrics/validation_curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["algo"], r["setting"], r["iteration"], r["val_accuracy"]) for r in rows] == [
-        ("maml", "20w1s", "2", "20.0"),
-        ("maml", "20w1s", "3", "30.0"),
-        ("taml", "20w1s", "1", "40.0"),
+    assert [
+        (r["algo"], r["setting"], r["seed"], r["iteration"], r["val_accuracy"]) for r in rows
+    ] == [
+        ("maml", "20w1s", "0", "2", "20.0"),
+        ("maml", "20w1s", "0", "3", "30.0"),
+        ("taml", "20w1s", "0", "1", "40.0"),
     ]
 
 
@@ -90,10 +96,45 @@ def test_a_missing_headline_setting_is_named(results):
         summarize(evaluations, models, ["20w1s", "60w1s"], root / "metrics")
 
 
+def test_several_seeds_give_the_mean_their_spread_and_the_task_interval(tmp_path):
+    """Two seeds over the same 4 tasks: per-task means (0.3, 0.5, 0.7, 0.5), mean 0.5 over
+    seeds (0.45 and 0.55), s.d. over seeds 0.0707; task CI 1.96 * 0.1633 / 2 = 0.16."""
+    evaluations = [
+        write_evaluation(tmp_path, "maml", "20w1s", "20w1s", 0.45, 0.01, 0, [0.2, 0.5, 0.6, 0.5]),
+        write_evaluation(tmp_path, "maml", "20w1s", "20w1s", 0.55, 0.01, 1, [0.4, 0.5, 0.8, 0.5]),
+    ]
+    models = [
+        write_model(tmp_path, "maml", "20w1s", 0.3, [1.0, 2.0], [None, 0.3], seed=0),
+        write_model(tmp_path, "maml", "20w1s", 0.5, [1.5, 1.5, 1.0], [None, 0.4, 0.5], seed=1),
+    ]
+    out = summarize(evaluations, models, ["20w1s"], tmp_path / "metrics")
+    assert out["headline"] == {"maml": 50.0}
+    assert out["by_setting"]["maml"]["20w1s"] == {
+        "accuracy": 50.0,
+        "ci95": 16.0,  # 100 * 1.959964 * stdev(0.3, 0.5, 0.7, 0.5) / 2, rounded
+        "seeds": 2,
+        "seed_std": 7.07,
+        "best_val_accuracy": 40.0,
+        "iterations": 2.5,
+        "train_seconds": 7.0,  # the seeds' seconds summed
+    }
+    with open(tmp_path / "metrics/validation_curves.csv", newline="") as f:
+        rows = [(r["seed"], r["iteration"]) for r in csv.DictReader(f)]
+    assert rows == [("0", "2"), ("1", "2"), ("1", "3")]
+
+
+def test_a_file_outside_the_workflows_layout_is_named(results, tmp_path):
+    root, evaluations, models = results
+    stray = tmp_path / "elsewhere.json"
+    stray.write_text(evaluations[0].read_text())
+    with pytest.raises(RuntimeError, match="elsewhere.json is not laid out as results/eval"):
+        summarize([stray], models, ["20w1s"], root / "metrics")
+
+
 def test_a_damaged_training_log_names_the_file_and_the_fix(results):
     root, evaluations, models = results
     (models[0] / "metrics.tsv").write_text("iteration\tseconds\n1\tfast\n")
-    with pytest.raises(RuntimeError, match=r"maml/20w1s/metrics.tsv: unreadable training log"):
+    with pytest.raises(RuntimeError, match=r"maml/20w1s/seed0/metrics.tsv: unreadable"):
         summarize(evaluations, models, ["20w1s"], root / "metrics")
 
 

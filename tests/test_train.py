@@ -5,8 +5,10 @@ import torch
 
 from metastress import registry
 from metastress import train as train_module
+from metastress.algorithms import build
 from metastress.algorithms.maml import MAML
 from metastress.data.splits import write_split
+from metastress.data.tasks import TaskSampler
 from metastress.engine import DivergenceError, Engine
 from metastress.engine.graphs import MetaIteration
 from metastress.train import TrainConfig, train
@@ -191,3 +193,85 @@ def test_work_root_gives_each_config_its_own_checkpoint_folder(tmp_path):
 def test_run_config_with_an_unknown_key_is_named():
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['meta_lrr'\]"):
         train_module.train_config({"meta_lrr": 0.1})
+
+
+def fig1_config(algo):
+    """Figure 1's kind of run, small: 3 tasks per meta-iteration, every update recorded."""
+    return config(
+        algo,
+        meta_lr=0.01,
+        meta_batch=3,
+        iterations=3,
+        validate_every=3,
+        validation_tasks=2,
+        trajectory=True,
+        algorithm={"inner_steps": 1, "hidden": 4},
+    )
+
+
+@pytest.mark.parametrize(("algo", "updates_per_iteration"), [("metalstm", 3), ("metalstm_pp", 1)])
+def test_trajectory_holds_the_initialization_before_and_after_every_update(
+    algo, updates_per_iteration, processed_path, split_path, tmp_path
+):
+    settings = fig1_config(algo)
+    train(settings, processed_path, split_path, tmp_path / algo)
+    saved = torch.load(tmp_path / algo / "trajectory.pt", weights_only=True)
+    snapshots = saved["snapshots"]
+
+    updates = settings.iterations * updates_per_iteration
+    assert len(snapshots) == updates + 1
+    expected = [0] + [
+        i for i in range(1, settings.iterations + 1) for _ in range(updates_per_iteration)
+    ]
+    assert saved["iteration"].tolist() == expected
+    # the first snapshot is the initialization the run starts from, the last the one it ends with
+    start = build(algo, settings.n_way, settings.algorithm, settings.seed).initial_weights()
+    assert torch.equal(snapshots[0], torch.cat([w.flatten() for w in start.values()]))
+    last = torch.load(tmp_path / algo / "checkpoints" / "last.pt", weights_only=True)
+    assert torch.equal(snapshots[-1], last["learner"]["meta.cell.c_I"])
+    # lengths against a float64 computation from the stored (exact float32) snapshots
+    exact = snapshots.double()
+    steps = (exact[1:] - exact[:-1]).norm(dim=1)
+    torch.testing.assert_close(saved["path_length"][1:], steps.cumsum(0), rtol=1e-12, atol=0)
+    torch.testing.assert_close(
+        saved["displacement"], (exact - exact[0]).norm(dim=1), rtol=1e-12, atol=0
+    )
+    assert (steps > 0).all()  # every update moved the initialization
+
+
+def test_the_figure_1_pair_starts_together_and_sees_the_same_episodes(
+    processed_path, split_path, tmp_path, monkeypatch
+):
+    episodes: dict[str, list] = {}
+    sample = TaskSampler.sample
+
+    def recorded(self, batch, generator):
+        episode = sample(self, batch, generator)
+        episodes[current].append((episode.support_x.clone(), episode.query_y.clone()))
+        return episode
+
+    monkeypatch.setattr(TaskSampler, "sample", recorded)
+    for current in ("metalstm", "metalstm_pp"):
+        episodes[current] = []
+        train(fig1_config(current), processed_path, split_path, tmp_path / current)
+    first, second = episodes["metalstm"], episodes["metalstm_pp"]
+    # the 2 fixed validation tasks (sampled one by one), then 3 meta-batches of 3 tasks
+    assert [len(y) for _, y in first] == [len(y) for _, y in second] == [1, 1, 3, 3, 3]
+    for (x1, y1), (x2, y2) in zip(first, second, strict=True):
+        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    starts = [
+        torch.load(tmp_path / a / "trajectory.pt", weights_only=True)["snapshots"][0]
+        for a in ("metalstm", "metalstm_pp")
+    ]
+    assert torch.equal(*starts)
+
+
+def test_a_run_without_trajectory_writes_none(processed_path, split_path, tmp_path):
+    train(
+        config("maml", iterations=2, validate_every=2, validation_tasks=2),
+        processed_path,
+        split_path,
+        tmp_path / "run",
+    )
+    assert (tmp_path / "run" / "model.pt").is_file()
+    assert not (tmp_path / "run" / "trajectory.pt").exists()

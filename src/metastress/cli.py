@@ -14,7 +14,7 @@ from pathlib import Path
 
 from metastress import __version__, paths, registry
 
-PEOPLE_OPTIONS = ("params", "set", "test")  # options of `train/evaluate ALGO SETTING` only
+PEOPLE_OPTIONS = ("params", "set", "test", "seed")  # of `train/evaluate ALGO SETTING` only
 
 
 def _data_download(args: argparse.Namespace) -> None:
@@ -59,7 +59,7 @@ def _train(args: argparse.Namespace) -> None:
     if _by_name(args, ("run", "processed", "split", "out"), ("choice", "work_dir", "work_root")):
         from metastress.jobs import train_by_name
 
-        train_by_name(_params(args), args.algo, args.setting)
+        train_by_name(_params(args), args.algo, args.setting, args.seed)
         return
     from metastress.experiments import apply_choice
     from metastress.selection import read_choice
@@ -76,14 +76,18 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     _keep_freed_memory()
     required = ("model", "evaluation", "processed", "split", "out")
-    if _by_name(args, required, ("steps", "init_from", "optimizer", "optimizer_lr")):
+    optional = ("steps", "init_from", "optimizer", "optimizer_lr", "tune", "choice_out")
+    if _by_name(args, required, optional):
         from metastress.jobs import evaluate_by_name
 
         test = args.test or args.setting
-        result = evaluate_by_name(_params(args), args.algo, args.setting, test)
-        out = paths.evaluation_file(args.algo, args.setting, test)
+        result = evaluate_by_name(_params(args), args.algo, args.setting, test, args.seed)
+        out = paths.evaluation_file(args.algo, args.setting, test, result["seed"])
         accuracy, ci95 = 100 * result["accuracy"], 100 * result["ci95"]
         print(f"{args.algo} {args.setting} -> {test}: {accuracy:.2f}% +- {ci95:.2f}; {out}")
+        return
+    if args.tune is not None:
+        _tuned_swap(args)
         return
     from metastress.evaluate import evaluate
 
@@ -100,6 +104,36 @@ def _evaluate(args: argparse.Namespace) -> None:
     )
 
 
+def _tuned_swap(args: argparse.Namespace) -> None:
+    """--tune: a hand optimizer's rate and steps chosen on validation tasks, then tested."""
+    given = {"--optimizer": args.optimizer, "--choice-out": args.choice_out}
+    clashing = {
+        "--optimizer-lr": args.optimizer_lr,
+        "--steps": args.steps,
+        "--init-from": args.init_from,
+    }
+    missing = [flag for flag, value in given.items() if value is None]
+    extra = [flag for flag, value in clashing.items() if value is not None]
+    if missing or extra:
+        raise ValueError(
+            f"--tune chooses the learning rate and steps of --optimizer and needs --optimizer "
+            f"and --choice-out (missing: {', '.join(missing) or 'none'}), without "
+            f"--optimizer-lr, --steps or --init-from (given: {', '.join(extra) or 'none'})"
+        )
+    from metastress.evaluate import tuned_swap
+
+    tuned_swap(
+        args.model,
+        args.optimizer,
+        args.tune,
+        args.evaluation,
+        args.processed,
+        args.split,
+        args.out,
+        args.choice_out,
+    )
+
+
 def _by_name(args: argparse.Namespace, required: tuple[str, ...], optional: tuple) -> bool:
     """True for the people's form (ALGO SETTING and people's options), False for the rules'
     form (flags); a mix of the two, or an incomplete one, is an error saying what to give."""
@@ -110,11 +144,13 @@ def _by_name(args: argparse.Namespace, required: tuple[str, ...], optional: tupl
             raise ValueError(f"name what to run, e.g. maml 20w1s (or pass the rules' {flags})")
         return True
     missing = [f"--{key.replace('_', '-')}" for key in required if getattr(args, key) is None]
-    people = [key for key in ("algo", "setting", *PEOPLE_OPTIONS) if getattr(args, key, None)]
+    people = [
+        key for key in ("algo", "setting", *PEOPLE_OPTIONS) if getattr(args, key, None) is not None
+    ]
     if missing or people:
         raise ValueError(
             f"the rules' form takes {flags} (missing: {', '.join(missing) or 'none'}) and no "
-            f"ALGO SETTING or --params/--set/--test (given: {', '.join(people) or 'none'})"
+            f"ALGO SETTING or --params/--set/--test/--seed (given: {', '.join(people) or 'none'})"
         )
     return False
 
@@ -136,7 +172,7 @@ def _keep_freed_memory() -> None:
 def _report(args: argparse.Namespace) -> None:
     from metastress.report import main as report
 
-    report(args.kind, args.inputs, args.out, every=args.every)
+    report(args.kind, args.inputs, args.out)
 
 
 def _collect(args: argparse.Namespace) -> None:
@@ -209,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser(
         "train",
         help="meta-train one algorithm on one setting",
-        description="metastress train maml 20w1s [--set maml.first_order=false]: trains as the "
-        "workflow does, into models/ALGO/SETTING, with the search's choice if there is one.",
+        description="metastress train maml 20w1s [--seed N] [--set maml.first_order=false]: "
+        "trains as the workflow does, into models/ALGO/SETTING/seedN, with the search's choice "
+        "if there is one.",
     )
     _add_people_args(train)
     rules = train.add_argument_group("the workflow's form (what its rules pass)")
@@ -235,8 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="score a trained model on test tasks",
-        description="metastress evaluate maml 20w1s [--test 40w5s]: scores "
-        "models/ALGO/SETTING/model.pt on the test setting's fixed tasks, as the workflow does.",
+        description="metastress evaluate maml 20w1s [--test 40w5s] [--seed N]: scores "
+        "models/ALGO/SETTING/seedN/model.pt on the test setting's fixed tasks, as the workflow "
+        "does.",
     )
     _add_people_args(evaluate)
     evaluate.add_argument("--test", help="test setting (default: the training setting)")
@@ -252,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="adapt with this optimizer instead of the model's own",
     )
     rules.add_argument("--optimizer-lr", type=float, help="learning rate of --optimizer")
+    rules.add_argument(
+        "--tune",
+        type=_json_arg,
+        help='grid {"lr": [...], "steps": [...]} for --optimizer: choose on the validation '
+        "tasks the model trained with, then test the choice",
+    )
+    rules.add_argument("--choice-out", type=Path, help="--tune: the choice and every grid score")
     rules.add_argument("--out", type=Path, help="result (.json)")
     evaluate.set_defaults(func=_evaluate)
 
@@ -268,10 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         nargs="+",
         required=True,
-        help="results/eval/<algo>/<train>/<test>.json",
+        help="results/eval/<algo>/<train>/seed<N>/<test>.json",
     )
     summary.add_argument(
-        "--models", type=Path, nargs="+", required=True, help="models/<algo>/<setting> folders"
+        "--models",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="models/<algo>/<setting>/seed<N> folders",
     )
     summary.add_argument(
         "--headline-settings", nargs="+", required=True, help="settings averaged per algorithm"
@@ -283,7 +332,6 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("kind", choices=registry.report_ids())
     report.add_argument("--inputs", type=Path, nargs="+", required=True)
     report.add_argument("--out", type=Path, required=True, help="output prefix, e.g. figures/fig2")
-    report.add_argument("--every", type=int, help="fig1: iterations between snapshots")
     report.set_defaults(func=_report)
     return parser
 
@@ -297,6 +345,11 @@ def _add_people_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("algo", nargs="?", choices=registry.meta_trained(), help="algorithm id")
     parser.add_argument("setting", nargs="?", help="a setting of params.yaml, e.g. 20w1s")
     parser.add_argument("--params", help=f"the configuration (default: {paths.PARAMS})")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="training seed of the model (default: protocol.seed; protocol.seeds gives more)",
+    )
     parser.add_argument(
         "--set",
         action="append",

@@ -27,6 +27,7 @@ IMAGES_PER_CHARACTER = 20
 BACKGROUND_CHARACTERS, EVALUATION_CHARACTERS = 964, 659
 PAPER_SPLIT_SIZES = {"train": 980, "validation": 220, "test": 423}
 META_KEYS = ("meta_lr", "meta_batch")  # meta-training keys, set or searched per algorithm
+FIG1_KEYS = (*META_KEYS, "inner_steps")  # what experiments.fig1 fixes for its pair
 
 
 class ParamsError(ValueError):
@@ -48,13 +49,15 @@ def load_schema(params_path: str | Path = "params.yaml") -> dict:
 def with_algorithms(schema: dict, source: str = "the schema") -> dict:
     """`schema` completed from the registry: a section per meta-trained algorithm (its keys
     from $defs/algorithm_keys, the rest from $defs/algorithm_section), each section required,
-    and $defs/algorithm_id, the enum of their ids. Which keys a section must hold depends on
-    what its space searches: `check_search_keys` says."""
+    and $defs/algorithm_id, the enum of their ids ($defs/hand_optimizer_id: the hand
+    optimizers'). Which keys a section must hold depends on what its space searches:
+    `check_search_keys` says."""
     schema = copy.deepcopy(schema)
     defs = schema["$defs"]
     template, described = defs["algorithm_section"], defs["algorithm_keys"]
     ids = registry.meta_trained()
     defs["algorithm_id"] = {"enum": ids}
+    defs["hand_optimizer_id"] = {"enum": registry.hand_optimizers()}
     for algo in ids:
         keys = registry.section_keys(algo)
         undescribed = [key for key in keys if key not in described]
@@ -199,7 +202,8 @@ def check_semantics(params: dict, source: str = "params.yaml") -> None:
 
 
 def check_references(params: dict, source: str = "params.yaml") -> None:
-    """Names used in `profile` and `experiments` must exist; transfer pairs share n_way."""
+    """Names used in `profile` and `experiments` must exist; transfer pairs share n_way;
+    Figure 1's pair searches nothing that experiments.fig1 does not fix."""
     if params["profile"] not in params["profiles"]:
         raise ParamsError(
             f"{source}: profile: {params['profile']!r} is not one of {sorted(params['profiles'])}"
@@ -231,7 +235,7 @@ def check_references(params: dict, source: str = "params.yaml") -> None:
     needed = (
         set(experiments["fig1"]["algorithms"])
         | {s["init_of"] for s in swaps}
-        | {s["optimizer_of"] for s in swaps if s["optimizer_of"] != "adam"}
+        | {s["optimizer_of"] for s in swaps if s["optimizer_of"] not in registry.hand_optimizers()}
     )
     missing = sorted(needed - set(experiments["algorithms"]))
     if missing:
@@ -239,6 +243,15 @@ def check_references(params: dict, source: str = "params.yaml") -> None:
             f"{source}: experiments.fig1/fig4b use {missing}, which are not in "
             "experiments.algorithms; add them there"
         )
+    for algo in experiments["fig1"]["algorithms"]:
+        unfixed = sorted(set(space_entries(params, algo)) - set(FIG1_KEYS))
+        if unfixed:
+            raise ParamsError(
+                f"{source}: experiments.fig1.algorithms: {algo} searches {unfixed}, which "
+                f"Figure 1's training cannot choose (experiments.fig1 fixes {list(FIG1_KEYS)} "
+                f"for the pair); fix them in {algo}'s section (and delete them from its space), "
+                "or draw other algorithms"
+            )
 
 
 def check_search_keys(params: dict, source: str = "params.yaml") -> None:

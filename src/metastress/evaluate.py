@@ -3,12 +3,14 @@
 Beyond the in-setting score it covers the paper's other questions with the same code: a
 test setting other than the training one (transfer), an adaptation-steps override
 (ablation), and swapping the initialization or the inner optimizer between models (or for
-plain Adam/SGD) — Figure 4b. A model is evaluated by the engine it was trained with (its task
-mode and precision) on the evaluation's device.
+plain Adam/SGD) — Figure 4b. A hand optimizer's learning rate and step count are chosen from a
+grid on the validation tasks the model was trained with (`tune_hand_optimizer`), never on the
+test tasks, before it is tested (`tuned_swap`). A model is evaluated by the engine it was
+trained with (its task mode and precision) on the evaluation's device.
 """
 
+import math
 from pathlib import Path
-from statistics import NormalDist
 
 import torch
 
@@ -17,12 +19,8 @@ from metastress.algorithms import MetaLearner, build
 from metastress.atomic import write_json
 from metastress.data.tasks import TaskSampler
 from metastress.dataset import load_part
-from metastress.engine import resolve_device, resolve_engine
-
-
-def confidence_half_width(std: float, n: int, level: float) -> float:
-    """z * std / sqrt(n) for a two-sided normal interval at `level`."""
-    return NormalDist().inv_cdf(0.5 + level / 2) * std / n**0.5
+from metastress.engine import Engine, resolve_device, resolve_engine
+from metastress.intervals import confidence_half_width
 
 
 def detached(weights: dict) -> dict:
@@ -60,25 +58,19 @@ def evaluate(
         evaluation: experiments.evaluation_config of the test setting.
         steps: adaptation steps; None uses the model's own `inner_steps`.
         init_from: take the initialization from this other model's model.pt.
-        optimizer: "adam" or "sgd": adapt the model's initialization with that optimizer
+        optimizer: a hand optimizer ("adam", "sgd"): adapt the model's initialization with it
             (learning rate `optimizer_lr`) instead of its own inner loop.
     """
     device = resolve_device(evaluation["device"])
     learner, train_config = load_trained(model, device)
-    engine = resolve_engine(train_config["task_mode"], train_config["precision"], device)
+    engine = _engine(train_config, device)
     init, donor_algo = None, None
     if init_from is not None:
         donor, donor_config = load_trained(init_from, device)
         init, donor_algo = detached(donor.initial_weights()), donor_config["algo"]
     if optimizer is not None:
         init = init or detached(learner.initial_weights())
-        hand_config = {
-            "inner_steps": learner.config.inner_steps,
-            "inner_lr": optimizer_lr,
-            "hidden": learner.config.hidden,
-            "activation": learner.config.activation,
-        }
-        learner = build(optimizer, train_config["n_way"], hand_config, seed=0).to(device)
+        learner = hand_learner(optimizer, optimizer_lr, learner, train_config["n_way"], device)
     if evaluation["n_way"] != train_config["n_way"]:
         raise ValueError(
             f"{model} was trained {train_config['n_way']}-way; it cannot be "
@@ -99,6 +91,7 @@ def evaluate(
     std = accuracy.std(unbiased=True).item() if len(accuracy) > 1 else 0.0
     result = {
         "algo": train_config["algo"],
+        "seed": train_config["seed"],
         "train_setting": f"{train_config['n_way']}w{train_config['k_shot']}s",
         "test_setting": evaluation["setting"],
         "n_way": evaluation["n_way"],
@@ -112,6 +105,119 @@ def evaluate(
         "steps": steps if steps is not None else learner.config.inner_steps,
         "init_from": donor_algo,
         "optimizer": optimizer,
+        "optimizer_lr": optimizer_lr if optimizer is not None else None,
     }
     write_json(out, result)
     return result
+
+
+def hand_learner(
+    optimizer: str, lr: float, trained: MetaLearner, n_way: int, device: torch.device
+) -> MetaLearner:
+    """The hand optimizer `optimizer` at rate `lr` for the base learner of `trained`."""
+    hand_config = {
+        "inner_steps": trained.config.inner_steps,
+        "inner_lr": lr,
+        "hidden": trained.config.hidden,
+        "activation": trained.config.activation,
+    }
+    return build(optimizer, n_way, hand_config, seed=0).to(device)
+
+
+def tune_hand_optimizer(
+    model: Path,
+    optimizer: str,
+    grid: dict,
+    evaluation: dict,
+    processed: Path,
+    split: Path,
+    out: Path,
+) -> dict:
+    """Choose the learning rate and step count with which `optimizer` adapts `model`'s
+    initialization best, on the validation tasks the model's training validated on (the split's
+    validation part; the test part is never read), and write every grid point's score to `out`.
+
+    Args:
+        model: model.pt whose initialization is adapted.
+        optimizer: a hand optimizer id (registry.hand_optimizers()).
+        grid: {"lr": [learning rates], "steps": [step counts]}; every pair is tried.
+        evaluation: the evaluation config; its device and eval_batch are used.
+
+    Returns:
+        dict (written to `out`): optimizer, init_of, setting, seed, validation_tasks, chosen
+        ({lr, steps}: the highest validation accuracy; ties go to the lower validation loss,
+        then to the first in grid order), val_accuracy of the choice, and grid: one entry
+        {lr, steps, val_accuracy, val_loss} per pair, lr-major in the grid's order.
+    """
+    device = resolve_device(evaluation["device"])
+    trained, train_config = load_trained(model, device)
+    engine = _engine(train_config, device)
+    init = detached(trained.initial_weights())
+    validation = TaskSampler(
+        load_part(processed, split, "validation", device),
+        train_config["n_way"],
+        train_config["k_shot"],
+        train_config["n_query"],
+        train_config["rotate"],
+    )
+    tasks = validation.fixed_tasks(
+        train_config["validation_tasks"], train_config["seed"], evaluation["eval_batch"]
+    )
+    scores = []
+    for lr in grid["lr"]:
+        learner = hand_learner(optimizer, lr, trained, train_config["n_way"], device)
+        for steps in grid["steps"]:
+            result = engine.evaluate(learner, tasks, steps, init)
+            accuracy, loss = result["accuracy"], result["loss"]
+            scores.append({"lr": lr, "steps": steps, "val_accuracy": accuracy, "val_loss": loss})
+    best = max(scores, key=_validation_rank)  # max keeps the first of equal ranks
+    record = {
+        "optimizer": optimizer,
+        "init_of": train_config["algo"],
+        "setting": f"{train_config['n_way']}w{train_config['k_shot']}s",
+        "seed": train_config["seed"],
+        "validation_tasks": train_config["validation_tasks"],
+        "chosen": {"lr": best["lr"], "steps": best["steps"]},
+        "val_accuracy": best["val_accuracy"],
+        "grid": scores,
+    }
+    write_json(out, record)
+    return record
+
+
+def tuned_swap(
+    model: Path,
+    optimizer: str,
+    grid: dict,
+    evaluation: dict,
+    processed: Path,
+    split: Path,
+    out: Path,
+    choice_out: Path,
+) -> dict:
+    """Figure 4b's hand-optimizer bar: tune on the validation tasks (`tune_hand_optimizer`,
+    written to `choice_out`), then score the choice on the test tasks (written to `out`)."""
+    choice = tune_hand_optimizer(model, optimizer, grid, evaluation, processed, split, choice_out)
+    chosen = choice["chosen"]
+    return evaluate(
+        model,
+        evaluation,
+        processed,
+        split,
+        out,
+        steps=chosen["steps"],
+        optimizer=optimizer,
+        optimizer_lr=chosen["lr"],
+    )
+
+
+def _validation_rank(score: dict) -> tuple[float, float]:
+    """Higher is better: accuracy, then a lower loss; a diverged point (non-finite loss) last."""
+    if not math.isfinite(score["val_loss"]):
+        return (-math.inf, -math.inf)
+    return (score["val_accuracy"], -score["val_loss"])
+
+
+def _engine(train_config: dict, device: torch.device) -> Engine:
+    """The engine the model was trained with, on the evaluation's device."""
+    return resolve_engine(train_config["task_mode"], train_config["precision"], device)

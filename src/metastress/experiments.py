@@ -10,7 +10,7 @@ import math
 import random
 from typing import Any
 
-from metastress.config import META_KEYS, n_query, space_entries
+from metastress.config import FIG1_KEYS, META_KEYS, n_query, space_entries
 from metastress.registry import config_keys
 
 
@@ -65,23 +65,39 @@ def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
         "task_mode": params["protocol"]["task_mode"],
         "precision": params["protocol"]["precision"],
         "graphs": params["protocol"]["graphs"],
-        "trajectory_every": 0,
+        "trajectory": False,
         "checkpoint_every": prof["validate_every"],
     }
 
 
-def final_run_config(params: dict, algo: str, setting: str) -> dict:
-    """The final training's run config: `run_config(..., "final")` recording the trajectory
-    where Figure 1 draws it."""
-    run = run_config(params, algo, setting, "final")
-    run["trajectory_every"] = trajectory_every(params, algo, setting)
-    return run
+def seeds(params: dict) -> list[int]:
+    """The final models' training seeds: protocol.seed, protocol.seed + 1, ... (protocol.seeds
+    of them). The search and the validation and test tasks keep protocol.seed alone."""
+    first = params["protocol"]["seed"]
+    return list(range(first, first + params["protocol"]["seeds"]))
 
 
-def trajectory_every(params: dict, algo: str, setting: str) -> int:
+def final_run_config(params: dict, algo: str, setting: str, seed: int) -> dict:
+    """The final training with training seed `seed` (its initialization, episodes and
+    validation tasks): `run_config(..., "final")` with that seed, so that protocol.seed's
+    model is the one-seed run's."""
+    return {**run_config(params, algo, setting, "final"), "seed": seed}
+
+
+def fig1_run_config(params: dict, algo: str) -> dict:
+    """Figure 1's training of `algo`, a job of its own: every algorithm of experiments.fig1
+    runs with the same FIG1_KEYS (from experiments.fig1, whatever the search would choose), the
+    same seed (protocol.seed: one initialization, one sequence of episodes) and the profile's
+    fig1_iterations, and records the learned initialization after every meta-update. It
+    validates once, at the end: its model is not used."""
     fig1 = params["experiments"]["fig1"]
-    wanted = setting == fig1["setting"] and algo in fig1["algorithms"]
-    return profile(params)["trajectory_every"] if wanted else 0
+    iterations = profile(params)["fig1_iterations"]
+    run = run_config(params, algo, fig1["setting"], "final")
+    run.update(iterations=iterations, patience=0, validate_every=iterations, trajectory=True)
+    run["algorithm"] = dict(run["algorithm"])
+    for key in FIG1_KEYS:
+        (run if key in META_KEYS else run["algorithm"])[key] = fig1[key]
+    return run
 
 
 def sample(space: dict, seed: int, trial: int) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 validated params.yaml, build the job's config with the functions the rules use
 (metastress.experiments), take the search's choice when the search has made one, and read
 and write the rules' files (metastress.paths): a job typed by hand and the one Snakemake runs
-are the same job, with the same outputs and checkpoints.
+are the same job, with the same outputs and checkpoints. `--seed` names one of the run's
+training seeds (protocol.seed, the default, up to protocol.seed + protocol.seeds - 1).
 """
 
 import sys
@@ -13,7 +14,13 @@ from pathlib import Path
 
 from metastress import paths
 from metastress.evaluate import evaluate
-from metastress.experiments import apply_choice, evaluation_config, final_run_config, search_space
+from metastress.experiments import (
+    apply_choice,
+    evaluation_config,
+    final_run_config,
+    search_space,
+    seeds,
+)
 from metastress.selection import read_choice
 from metastress.train import train, train_config, work_dir_for
 
@@ -23,14 +30,20 @@ def _stderr(message: str) -> None:
 
 
 def train_by_name(
-    params: dict, algo: str, setting: str, say: Callable[[str], None] = _stderr
+    params: dict,
+    algo: str,
+    setting: str,
+    seed: int | None = None,
+    say: Callable[[str], None] = _stderr,
 ) -> dict:
-    """Train `algo` on `setting` into paths.run_dir (resuming from its checkpoint folder),
-    with the search's choice from results/search/<algo>/<setting>/best.json (said on `say`);
-    without one only an algorithm that searches nothing trains. Returns the training summary."""
+    """Train `algo` on `setting` with training seed `seed` (default protocol.seed) into
+    paths.run_dir (resuming from its checkpoint folder), with the search's choice from
+    results/search/<algo>/<setting>/best.json (said on `say`); without one only an algorithm
+    that searches nothing trains. Returns the training summary."""
     _check_settings(params, setting)
+    seed = _check_seed(params, seed)
     processed, split = _data_files(params)
-    run = final_run_config(params, algo, setting)
+    run = final_run_config(params, algo, setting, seed)
     best = Path(paths.search_best(algo, setting))
     if best.is_file():
         choice = read_choice(best)
@@ -46,21 +59,40 @@ def train_by_name(
         say(f"no search result at {best}; {algo} searches nothing: training with params.yaml")
     config = train_config(run)
     work_dir = work_dir_for(config, Path(paths.train_work_root(algo, setting)))
-    return train(config, processed, split, Path(paths.run_dir(algo, setting)), work_dir)
+    return train(config, processed, split, Path(paths.run_dir(algo, setting, seed)), work_dir)
 
 
-def evaluate_by_name(params: dict, algo: str, train_setting: str, test_setting: str) -> dict:
-    """Score models/<algo>/<train_setting>/model.pt on `test_setting`'s fixed test tasks into
-    paths.evaluation_file; returns the result written there."""
+def evaluate_by_name(
+    params: dict, algo: str, train_setting: str, test_setting: str, seed: int | None = None
+) -> dict:
+    """Score the model of `algo` trained on `train_setting` with `seed` (default
+    protocol.seed) on `test_setting`'s fixed test tasks into paths.evaluation_file; returns the
+    result written there."""
     _check_settings(params, train_setting, test_setting)
-    model = Path(paths.model_file(algo, train_setting))
+    seed = _check_seed(params, seed)
+    model = Path(paths.model_file(algo, train_setting, seed))
     if not model.is_file():
         raise FileNotFoundError(
-            f"{model} does not exist; train it first: metastress train {algo} {train_setting}"
+            f"{model} does not exist; train it first: metastress train {algo} {train_setting} "
+            f"--seed {seed}"
         )
     processed, split = _data_files(params)
-    out = Path(paths.evaluation_file(algo, train_setting, test_setting))
+    out = Path(paths.evaluation_file(algo, train_setting, test_setting, seed))
     return evaluate(model, evaluation_config(params, test_setting), processed, split, out)
+
+
+def _check_seed(params: dict, seed: int | None) -> int:
+    """`seed`, or protocol.seed when None; one the run does not train is an error."""
+    run_seeds = seeds(params)
+    if seed is None:
+        return run_seeds[0]
+    if seed not in run_seeds:
+        raise ValueError(
+            f"--seed {seed} is not one of this run's training seeds {run_seeds} (protocol.seed "
+            f"{run_seeds[0]}, protocol.seeds {len(run_seeds)}); name one of them, or change "
+            "protocol.seed or protocol.seeds (--set protocol.seeds=N)"
+        )
+    return seed
 
 
 def _check_settings(params: dict, *settings: str) -> None:

@@ -7,13 +7,14 @@ episodes sampled into fixed tensors, each iteration one replayed CUDA graph, met
 divergence read from the device once per validation or checkpoint).
 
 Outputs in `out_dir`: `model.pt` (the best on validation), `metrics.tsv` (one row per
-iteration; validation columns on validation rows), `summary.json` and `trajectory.pt` (the
-learned initialization over iterations; empty unless asked for). Work files (`last.pt`,
-the resume point, and `best.pt`) live in a separate work folder, which a workflow manager must
-not delete when it reruns an interrupted job. A run killed at any point and started again
-with the same config ends with the same weights as an uninterrupted one: the sampler's
-generator state, the optimizer and the metrics so far are all in `last.pt`, written
-atomically.
+iteration; validation columns on validation rows), `summary.json` and, when asked for,
+`trajectory.pt` (the learned initialization before the first and after every meta-update:
+Figure 1, `metastress.snapshots`; such a run calls back after every optimizer step, so it runs
+eagerly). Work files (`last.pt`, the resume point, and `best.pt`) live in a separate work
+folder, which a workflow manager must not delete when it reruns an interrupted job. A run
+killed at any point and started again with the same config ends with the same weights as an
+uninterrupted one: the sampler's generator state, the optimizer, the metrics and the
+trajectory so far are all in `last.pt`, written atomically.
 """
 
 import dataclasses
@@ -21,13 +22,14 @@ import math
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from metastress import checkpoint
+from metastress import checkpoint, snapshots
 from metastress.algorithms import MetaLearner, build
 from metastress.atomic import atomic_path, write_json, write_text
 from metastress.data.tasks import TaskSampler
@@ -63,8 +65,8 @@ class TrainConfig:
         graphs (str): "auto" (captured meta-iterations on CUDA, eager elsewhere) or "off"
             (engine.graphs.GRAPH_MODES); a graph replays the eager path's operations, so
             like `device` it is not hashed.
-        trajectory_every (int): every this many iterations record the flattened learned
-            initialization (Figure 1); 0 records none.
+        trajectory (bool): record the learned initialization before the first and after
+            every meta-update into trajectory.pt (Figure 1); such a run is eager.
         checkpoint_every (int): also checkpoint every this many iterations between
             validations (0: at validations only), so long search trials resume mid-way.
     """
@@ -85,7 +87,7 @@ class TrainConfig:
     task_mode: str = "auto"
     precision: str = "fp32"
     graphs: str = "auto"
-    trajectory_every: int = 0
+    trajectory: bool = False
     checkpoint_every: int = 0
     algorithm: dict = field(default_factory=dict)
 
@@ -158,7 +160,7 @@ def train(
         "best_accuracy": -math.inf,
         "best_iteration": 0,
         "rows": [],
-        "trajectory": [],
+        "trajectory": snapshots.start(learner) if config.trajectory else None,
     }
     hashed = config.hashed()
     last, best = work_dir / "last.pt", work_dir / "best.pt"
@@ -173,7 +175,7 @@ def train(
         state = saved["state"]
         _check_best(best, hashed, state, afresh)
 
-    def save(path: Path) -> None:
+    def save(path: Path, trajectory: bool = True) -> None:
         checkpoint.save(
             path,
             {
@@ -183,11 +185,22 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "generator": generator.get_state(),
                 "device": device.type,
-                "state": state,
+                "state": state if trajectory else {**state, "trajectory": None},
             },
         )
 
-    iterations = _Iterations(config, engine, learner, optimizer, sampler, generator)
+    def after_update() -> None:
+        snapshots.record(state["trajectory"], learner, state["iteration"] + 1)
+
+    iterations = _Iterations(
+        config,
+        engine,
+        learner,
+        optimizer,
+        sampler,
+        generator,
+        after_update if config.trajectory else None,
+    )
     bar = tqdm(
         total=config.iterations,
         initial=state["iteration"],
@@ -206,8 +219,6 @@ def train(
                 f"inner_lr and delete {work_dir} to restart"
             ) from e
         state["iteration"] += 1
-        if config.trajectory_every and state["iteration"] % config.trajectory_every == 0:
-            state["trajectory"].append(_flat_initialization(learner))
         validating = (
             state["iteration"] % config.validate_every == 0
             or state["iteration"] == config.iterations
@@ -232,7 +243,7 @@ def train(
                         scores["accuracy"],
                         state["iteration"],
                     )
-                    save(best)
+                    save(best, trajectory=False)  # model.pt needs no copy of the trajectory
             save(last)
             _write_metrics(out_dir / "metrics.tsv", state["rows"])
             metrics = metrics or state["rows"][-1]
@@ -250,7 +261,8 @@ def train(
 class _Iterations:
     """The run's meta-iterations, eager or static (module docstring), and the metrics rows
     (with "seconds") they leave until `read`: per iteration when eager, the period's mean
-    time per iteration when static."""
+    time per iteration when static. A run with `after_update` (Figure 1's recording) is eager:
+    a replayed graph cannot call back to the host."""
 
     def __init__(
         self,
@@ -260,12 +272,14 @@ class _Iterations:
         optimizer: Adam,
         sampler: TaskSampler,
         generator: torch.Generator,
+        after_update: Callable[[], None] | None = None,
     ):
         self.engine, self.learner, self.optimizer = engine, learner, optimizer
+        self.after_update = after_update
         self.sampler, self.generator, self.batch = sampler, generator, config.meta_batch
         self.rows: list[dict] = []
         self.static, self.started = None, 0.0
-        if use_graphs(config.graphs, engine.device):
+        if after_update is None and use_graphs(config.graphs, engine.device):
             self.buffers = sampler.episode_buffers(config.meta_batch)
             between_reads = min(config.validate_every, config.checkpoint_every or math.inf)
             capture = engine.device.type == "cuda"
@@ -278,7 +292,9 @@ class _Iterations:
         start = time.perf_counter()
         if self.static is None:
             episode = self.sampler.sample(self.batch, self.generator)
-            metrics = self.engine.meta_step(self.learner, self.optimizer, episode)
+            metrics = self.engine.meta_step(
+                self.learner, self.optimizer, episode, self.after_update
+            )
             self.rows.append({**metrics, "seconds": time.perf_counter() - start})
             return metrics
         if not self.static.pending:
@@ -324,11 +340,6 @@ def _check_finite(learner: MetaLearner, config: TrainConfig, state: dict, afresh
             f"{config.algo} diverged at iteration {state['iteration']}: meta-parameters {bad} "
             f"are not finite. Config: {config.hashed()}. Lower meta_lr and {afresh}"
         )
-
-
-def _flat_initialization(learner: MetaLearner) -> torch.Tensor:
-    weights = learner.initial_weights()
-    return torch.cat([w.detach().flatten() for w in weights.values()]).cpu()
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
@@ -381,8 +392,7 @@ def _finish(config: TrainConfig, state: dict, best: Path, out_dir: Path, afresh:
     }
     with atomic_path(out_dir / "model.pt") as tmp:
         shutil.copyfile(best, tmp)
-    with atomic_path(out_dir / "trajectory.pt") as tmp:
-        trajectory = state["trajectory"]
-        torch.save(torch.stack(trajectory) if trajectory else torch.empty(0), tmp)  # (T, P)
+    if config.trajectory:
+        snapshots.save(state["trajectory"], out_dir / "trajectory.pt")
     write_json(out_dir / "summary.json", summary)
     return summary

@@ -234,3 +234,34 @@ def test_evaluate_scores_each_task_on_its_own(make_learner, make_engine, make_ep
     assert scores["per_task"] == pytest.approx(per_task.tolist(), rel=1e-12)
     assert scores["accuracy"] == pytest.approx(per_task.mean().item(), rel=1e-12)
     assert scores["loss"] == pytest.approx(losses.mean().item(), rel=1e-6)  # of float32 logits
+
+
+@pytest.mark.parametrize("algo", META_TRAINED)
+def test_after_update_runs_after_every_optimizer_step(
+    make_learner, make_engine, make_episode, algo
+):
+    """MetaLSTM steps once per task, the others once per meta-batch; each call sees the weights
+    that step wrote."""
+    learner = make_learner(algo)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=0.01)
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def after_update():
+        seen.append({k: p.detach().clone() for k, p in learner.named_parameters()})
+
+    steps = {"n": 0}
+    step = optimizer.step
+
+    def counted_step(*args, **kwargs):
+        steps["n"] += 1
+        return step(*args, **kwargs)
+
+    optimizer.step = counted_step
+    episode = make_episode(n_tasks=3)
+    before = {k: p.detach().clone() for k, p in learner.named_parameters()}
+    make_engine("loop").meta_step(learner, optimizer, episode, after_update)
+
+    assert len(seen) == steps["n"] == (3 if learner.updates_per_task else 1)
+    for name, p in learner.named_parameters():
+        assert torch.equal(seen[-1][name], p.detach())
+    assert any(not torch.equal(seen[0][k], before[k]) for k in before)  # after, not before

@@ -56,7 +56,7 @@ DESTINATION = {"save": 1, "savez": 0, "savez_compressed": 0, "savefig": 0, "dump
                "copyfile": 1, "copy": 1, "copy2": 1, "to_csv": 0, "to_json": 0}  # fmt: skip
 NUMPY_SAVE = {"save": 0}  # np.save(file, array); torch.save(obj, file)
 PATH_KEYWORDS = {"f", "file", "fname", "dst", "path_or_buf"}
-ATOMIC_WRAPPERS = {"checkpoint.save"}  # metastress's own writers built on atomic_path
+ATOMIC_WRAPPERS = {"checkpoint.save", "snapshots.save"}  # metastress's own, on atomic_path
 STAGED = {("data/download.py", "staged")}  # fetched into a temporary folder, then os.replace
 
 

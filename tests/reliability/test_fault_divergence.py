@@ -15,7 +15,7 @@ from metastress.search import run_trial
 from metastress.selection import select_best
 from metastress.train import DivergenceError, TrainConfig, train
 
-SMALL_RUN = tiny_run(iterations=6, validate_every=2, trajectory_every=0)
+SMALL_RUN = tiny_run(iterations=6, validate_every=2, trajectory=False)
 OK_SPACE = {"inner_lr": [0.4]}
 ABSURD_SPACE = {"meta_lr": {"log_uniform": [1e10, 1e11]}}  # overflows at iteration 2
 

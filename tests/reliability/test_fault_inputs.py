@@ -23,7 +23,7 @@ from metastress.data.splits import write_split
 from metastress.evaluate import evaluate
 from metastress.train import TrainConfig, train
 
-SMALL_RUN = tiny_run(iterations=4, validate_every=2, trajectory_every=0)
+SMALL_RUN = tiny_run(iterations=4, validate_every=2, trajectory=False)
 
 
 def refused(args: list[str]) -> str:

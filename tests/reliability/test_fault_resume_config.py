@@ -7,7 +7,7 @@ from reliability_helpers import snapshot, tiny_run, train_args
 from metastress.cli import main
 from metastress.train import TrainConfig, train
 
-RUN = tiny_run(iterations=4, validate_every=2, trajectory_every=0)
+RUN = tiny_run(iterations=4, validate_every=2, trajectory=False)
 
 
 def test_resuming_under_a_changed_config_is_refused(data_path, split_path, tmp_path):

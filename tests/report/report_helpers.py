@@ -18,6 +18,7 @@ def make_eval(
     n_way, k_shot = (int(part) for part in test.rstrip("s").split("w"))
     record = {
         "algo": algo,
+        "seed": 0,
         "train_setting": train,
         "test_setting": test,
         "n_way": n_way,
@@ -31,6 +32,7 @@ def make_eval(
         "steps": 5,
         "init_from": None,
         "optimizer": None,
+        "optimizer_lr": None,
     }
     return {**record, **overrides}
 

@@ -52,11 +52,14 @@ def test_fig2_one_row_per_algorithm_and_ways(write_eval, tmp_path):
         "n_way",
         "accuracy",
         "ci999",
+        "seeds",
+        "seed_std",
         "best",
         "p_holm",
         "tied_with_best",
     ]
     assert csv[["algo", "n_way"]].values.tolist() == [[a, w] for a in ALGOS for w in ways]
+    assert (csv["seeds"] == 1).all() and csv["seed_std"].isna().all()
     expected = [100 * (w / 400 + i / 10) for i in range(2) for w in ways]
     assert csv["accuracy"].tolist() == pytest.approx(expected)
     assert csv["ci999"].tolist() == pytest.approx([0.34] * 6)
@@ -130,6 +133,8 @@ def test_fig3_three_bars_per_algorithm_from_known_inputs(write_eval, tmp_path, m
         "ci95",
         "ci95_low",
         "ci95_high",
+        "seeds",
+        "seed_std",
     ]
     rows = csv[["panel", "algo", "bar", "train_setting", "test_setting", "accuracy"]]
     # (A) trained 40w5s, tested 40w1s: own 40w5s result, transfer, own 40w1s result
@@ -233,7 +238,7 @@ def test_fig4a_steps_and_one_setting_pair(write_eval, tmp_path):
     fig4a(paths, tmp_path / "fig4a")
     assert_figure_files(tmp_path / "fig4a")
     csv = pd.read_csv(tmp_path / "fig4a.csv")
-    assert list(csv.columns) == ["algo", "steps", "accuracy", "ci95"]
+    assert list(csv.columns) == ["algo", "steps", "accuracy", "ci95", "seeds", "seed_std"]
     assert csv[["algo", "steps"]].values.tolist() == [[a, s] for a in ALGOS for s in (1, 2, 4)]
     assert csv["accuracy"].tolist() == pytest.approx([51, 52, 54] * 2)
 
@@ -242,24 +247,49 @@ def test_fig4a_steps_and_one_setting_pair(write_eval, tmp_path):
         fig4a(paths, tmp_path / "fig4a")
 
 
-def test_fig4b_labels_each_swap(write_eval, tmp_path):
+def test_fig4b_labels_each_swap_with_the_chosen_rate_and_steps(write_eval, tmp_path):
     paths = [
-        write_eval(algo="metalstm", train="20w5s", accuracy=0.4, optimizer="adam"),
+        write_eval(
+            algo="metalstm",
+            train="20w5s",
+            accuracy=0.4,
+            optimizer="adam",
+            optimizer_lr=0.01,
+            steps=20,
+        ),
         write_eval(algo="metalstm", train="20w5s", accuracy=0.97, init_from="maml"),
         write_eval(algo="metalstm", train="20w5s", accuracy=0.96),
         write_eval(algo="maml", train="20w5s", accuracy=0.98),
-        write_eval(algo="metalstm_pp", train="20w5s", accuracy=0.9, optimizer="sgd"),
+        write_eval(
+            algo="metalstm_pp",
+            train="20w5s",
+            accuracy=0.9,
+            optimizer="sgd",
+            optimizer_lr=0.1,
+            steps=5,
+        ),
     ]
     fig4b(paths, tmp_path / "fig4b")
     assert_figure_files(tmp_path / "fig4b")
     csv = pd.read_csv(tmp_path / "fig4b.csv", keep_default_na=False)
-    assert list(csv.columns) == ["algo", "init_from", "optimizer", "label", "accuracy", "ci95"]
+    assert list(csv.columns) == [
+        "algo",
+        "init_from",
+        "optimizer",
+        "optimizer_lr",
+        "steps",
+        "label",
+        "accuracy",
+        "ci95",
+        "seeds",
+        "seed_std",
+    ]
     assert csv[["label", "accuracy"]].values.tolist() == [
         ["MAML", 98.0],
         ["MAML init + MetaLSTM optimizer", 97.0],
         ["MetaLSTM", 96.0],
-        ["MetaLSTM init + Adam", 40.0],
-        ["MetaLSTM++ init + SGD", 90.0],
+        ["MetaLSTM init + Adam (lr 0.01, 20 steps)", 40.0],
+        ["MetaLSTM++ init + SGD (lr 0.1, 5 steps)", 90.0],
     ]
     assert csv.loc[1, "init_from"] == "maml" and csv.loc[3, "optimizer"] == "adam"
     assert csv.loc[0, "init_from"] == "" and csv.loc[0, "optimizer"] == ""

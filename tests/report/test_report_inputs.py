@@ -61,10 +61,8 @@ def test_two_files_for_one_cell_are_both_named(write_eval):
     assert all(str(p) in str(error.value) for p in paths)
 
 
-def test_main_rejects_unknown_kind_and_misplaced_every(write_eval, tmp_path):
+def test_main_rejects_unknown_kind_and_no_trajectories(write_eval, tmp_path):
     with pytest.raises(ReportInputError, match="unknown report 'fig9'"):
         main("fig9", [write_eval()], tmp_path / "fig9")
-    with pytest.raises(ReportInputError, match="takes no `every`"):
-        main("fig2", [write_eval()], tmp_path / "fig2", every=5)
-    with pytest.raises(ReportInputError, match="fig1 needs `every`"):
+    with pytest.raises(ReportInputError, match="no trajectory files"):
         main("fig1", [], tmp_path / "fig1")

@@ -29,6 +29,8 @@ def test_table1_writes_every_cell(write_eval, tmp_path):
         "k_shot",
         "accuracy",
         "ci95",
+        "seeds",
+        "seed_std",
         "best",
         "p_holm",
         "tied_with_best",
@@ -70,6 +72,14 @@ def test_missing_run_is_a_dash_and_other_files_are_ignored(write_eval, tmp_path)
     assert "| MetaLSTM | — | **70.00 ± 1.00** |" in markdown
     assert "| MetaLSTM++ | — | — |" in markdown
     assert "| MetaLSTM | ---" not in (tmp_path / "table1.tex").read_text()
+
+
+def test_rows_are_the_papers_algorithms_and_any_other_with_files(write_eval, tmp_path):
+    table1([write_eval(algo="maml")], tmp_path / "table1")
+    rows = [line.split(" | ")[0] for line in (tmp_path / "table1.md").read_text().splitlines()]
+    assert "| ANIL" not in rows and "| MetaLSTM++" in rows  # a missing paper run: a dash
+    table1([write_eval(algo="maml"), write_eval(algo="anil")], tmp_path / "table1")
+    assert "| ANIL | **90.00 ± 1.00** |" in (tmp_path / "table1.md").read_text()
 
 
 def test_mixed_ways_are_refused(write_eval, tmp_path):

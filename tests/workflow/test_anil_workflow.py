@@ -18,7 +18,7 @@ def test_anil_is_searched_trained_and_evaluated(repo_copy):
     params = yaml.safe_load(params_file.read_text())
     params["experiments"]["algorithms"].append("anil")
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    result = paths.evaluation_file("anil", "20w1s", "20w5s")
+    result = paths.evaluation_file("anil", "20w1s", "20w5s", 0)
     run(
         ["snakemake", "--cores", "2", result, "models/anil.json", "results/search/anil.json"],
         repo_copy,
@@ -30,4 +30,4 @@ def test_anil_is_searched_trained_and_evaluated(repo_copy):
         "20w5s",
     )
     trained = json.loads((repo_copy / "models/anil.json").read_text())
-    assert sorted(trained) == ["20w1s/summary", "20w5s/summary"]
+    assert sorted(trained) == ["20w1s/seed0/summary", "20w5s/seed0/summary"]

@@ -27,11 +27,15 @@ def test_snakemake_dry_run_imports_no_torch(repo_copy, tmp_path, monkeypatch):
         paths.PROCESSED,
         paths.split_file("paper"),
         paths.search_best("maml", "20w1s"),
-        paths.model_file("maml", "20w1s"),
-        paths.evaluation_file("maml", "20w1s", "20w5s"),
+        paths.model_file("maml", "20w1s", 0),
+        paths.evaluation_file("maml", "20w1s", "20w5s", 0),
+        paths.swap_choice_file("20w5s", "adam", "metalstm", 0),
+        paths.trajectory_file("metalstm", "20w1s"),
     ]
     for command in (["snakemake", "-n"], ["snakemake", "-n", *targets]):
         log = run(command, repo_copy)
         assert "torch was imported" not in log
-    for rule in ("search_select", "train_final", "evaluate"):  # the dry run's job stats
-        assert re.search(rf"^{rule}\s+1$", log, re.MULTILINE), rule
+    jobs = {"search_select": 2, "train_final": 2, "evaluate": 1, "evaluate_hand_swap": 1}
+    jobs["train_fig1"] = 1
+    for rule, count in jobs.items():  # the dry run's job stats
+        assert re.search(rf"^{rule}\s+{count}$", log, re.MULTILINE), rule

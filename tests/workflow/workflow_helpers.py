@@ -25,9 +25,12 @@ def run_unchecked(command: list[str], cwd: Path, env: dict | None = None):
     )
 
 
+TINY_GRID = {"lr": [1.0e-3, 1.0e-1], "steps": [1, 2]}  # Figure 4b's Adam: 4 grid points
+
+
 def tiny_params(repo: Path, search_trials: int | None = None, device: str | None = None) -> None:
-    """Switch repo/params.yaml to the tiny profile on the settings 20w1s and 20w5s only,
-    optionally with `search_trials` trials and on `device`."""
+    """Switch repo/params.yaml to the tiny profile on the settings 20w1s and 20w5s only, with
+    a tiny grid for Figure 4b's Adam, optionally with `search_trials` trials and on `device`."""
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["profile"] = "tiny"
@@ -40,6 +43,7 @@ def tiny_params(repo: Path, search_trials: int | None = None, device: str | None
         fig3=[{"train": "20w5s", "test": "20w1s"}, {"train": "20w1s", "test": "20w5s"}],
         fig4a={"train": "20w1s", "test": "20w5s"},
     )
+    params["experiments"]["fig4b"]["grid"] = TINY_GRID
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 

@@ -7,10 +7,12 @@ from metastress import paths, registry
 from metastress.config import load_schema, validate_params
 from metastress.experiments import (
     evaluation_config,
+    fig1_run_config,
     final_run_config,
     profile,
     run_config,
     search_space,
+    seeds,
 )
 
 # The same checks and wording as the CLI's, before any job (or `dvc repro`) touches a file.
@@ -21,6 +23,8 @@ validate_params(
 PROFILE = profile(config)
 EXPERIMENTS = config["experiments"]
 ALGORITHMS = EXPERIMENTS["algorithms"]
+HAND_OPTIMIZERS = registry.hand_optimizers()
+SEEDS = seeds(config)  # the final models' training seeds
 SPLIT_FILE = paths.split_file(config["data"]["split"])
 FIGURES = registry.figure_ids()
 
@@ -42,7 +46,11 @@ def search_run(w):
 
 
 def final_run(w):
-    return as_json(final_run_config(config, w.algo, w.setting))
+    return as_json(final_run_config(config, w.algo, w.setting, int(w.seed)))
+
+
+def fig1_run(w):
+    return as_json(fig1_run_config(config, w.algo))
 
 
 def evaluation(w):
@@ -54,20 +62,32 @@ evaluation_file = paths.evaluation_file
 
 
 def in_setting(settings):
-    return [evaluation_file(a, s, s) for a in ALGORITHMS for s in settings]
+    """Every seed's in-setting score of every algorithm on `settings`."""
+    return [evaluation_file(a, s, s, seed) for a in ALGORITHMS for s in settings for seed in SEEDS]
 
 
 def transfers():
     """Figure 3's transfer scores: each algorithm trained on one setting, tested on another."""
-    return [evaluation_file(a, p["train"], p["test"]) for a in ALGORITHMS for p in EXPERIMENTS["fig3"]]
+    return [
+        evaluation_file(a, p["train"], p["test"], seed)
+        for a in ALGORITHMS
+        for p in EXPERIMENTS["fig3"]
+        for seed in SEEDS
+    ]
 
 
-def swap_arguments(w, input):
-    """Figure 4b: plain Adam adapts the model's own init, or a model adapts another's init."""
-    if w.optimizer_of == "adam":
-        lr = EXPERIMENTS["fig4b"]["adam_lr"]
-        return f"--model {input.init} --optimizer adam --optimizer-lr {lr}"
-    return f"--model {input.optimizer} --init-from {input.init}"
+def swaps(path_of):
+    """Figure 4b's files `path_of(setting, optimizer_of, init_of, seed)`, every swap and seed;
+    `path_of` is paths.swap_file, or paths.swap_choice_file for the hand optimizers' choices."""
+    fig4b = EXPERIMENTS["fig4b"]
+    wanted = fig4b["swaps"]
+    if path_of is paths.swap_choice_file:
+        wanted = [s for s in wanted if s["optimizer_of"] in HAND_OPTIMIZERS]
+    return [
+        path_of(fig4b["setting"], s["optimizer_of"], s["init_of"], seed)
+        for s in wanted
+        for seed in SEEDS
+    ]
 
 
 def trained_settings():
@@ -75,5 +95,4 @@ def trained_settings():
     used = set(EXPERIMENTS["table1"]) | set(EXPERIMENTS["fig2"])
     used |= {p[k] for p in EXPERIMENTS["fig3"] for k in ("train", "test")}
     used |= {EXPERIMENTS["fig4a"]["train"], EXPERIMENTS["fig4b"]["setting"]}
-    used.add(EXPERIMENTS["fig1"]["setting"])
     return [s for s in config["settings"] if s in used]

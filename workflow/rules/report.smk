@@ -7,7 +7,7 @@ FIG1 = EXPERIMENTS["fig1"]
 STEP_COUNTS = [2**i for i in range(PROFILE["step_ablation_max"].bit_length())]
 
 
-# Table 1: 20-way 1- and 5-shot, mean +- 95% CI.
+# Table 1: 20-way 1- and 5-shot, mean +- 95% CI (and the s.d. over seeds, with several).
 rule table1:
     input:
         in_setting(EXPERIMENTS["table1"]),
@@ -47,10 +47,10 @@ rule figure:
         "> {log} 2>&1"
 
 
-# Figure 1: MetaLSTM vs MetaLSTM++ learned-initialization trajectories.
+# Figure 1: MetaLSTM vs MetaLSTM++ learned-initialization trajectories, every meta-update.
 rule fig1:
     input:
-        [f"models/{a}/{FIG1['setting']}/trajectory.pt" for a in FIG1["algorithms"]],
+        [paths.trajectory_file(a, FIG1["setting"]) for a in FIG1["algorithms"]],
     output:
         pdf="figures/fig1.pdf",
         png=report(
@@ -61,15 +61,12 @@ rule fig1:
         ),
         csv="figures/fig1.csv",
         summary="figures/fig1_summary.csv",
-    params:
-        every=PROFILE["trajectory_every"],
     log:
         "logs/report/fig1.log",
     message:
         "Drawing fig1"
     shell:
-        "metastress report fig1 --inputs {input} --every {params.every} --out figures/fig1 "
-        "> {log} 2>&1"
+        "metastress report fig1 --inputs {input} --out figures/fig1 > {log} 2>&1"
 
 
 FIGURE_INPUTS = {
@@ -77,7 +74,7 @@ FIGURE_INPUTS = {
     # per pair: transfer, in-setting on the train and on the test setting (each file once)
     "fig3": list(
         dict.fromkeys(
-            evaluation_file(a, train, test)
+            evaluation_file(a, train, test, seed)
             for a in ALGORITHMS
             for pair in FIG3
             for train, test in (
@@ -85,16 +82,14 @@ FIGURE_INPUTS = {
                 (pair["train"], pair["train"]),
                 (pair["test"], pair["test"]),
             )
+            for seed in SEEDS
         )
     ),
     "fig4a": [
-        f"results/ablation/steps/{a}/{FIG4A['train']}/{FIG4A['test']}/steps{s}.json"
+        paths.steps_file(a, FIG4A["train"], FIG4A["test"], s, seed)
         for a in ALGORITHMS
         for s in STEP_COUNTS
+        for seed in SEEDS
     ],
-    "fig4b": [
-        f"results/ablation/swap/{FIG4B['setting']}/{swap['optimizer_of']}_adapts_{swap['init_of']}.json"
-        for swap in FIG4B["swaps"]
-    ]
-    + in_setting([FIG4B["setting"]]),
+    "fig4b": swaps(paths.swap_file) + in_setting([FIG4B["setting"]]),
 }

@@ -159,11 +159,19 @@ class Engine:
         return loss, {"loss": value, "accuracy": correct.to(torch.float64) / n_query}
 
     def meta_step(
-        self, learner: "MetaLearner", optimizer: torch.optim.Optimizer, episode: Episode
+        self,
+        learner: "MetaLearner",
+        optimizer: torch.optim.Optimizer,
+        episode: Episode,
+        after_update: Callable[[], None] | None = None,
     ) -> dict[str, float]:
         """One meta-iteration: one optimizer step per update group (per task for MetaLSTM),
         with the meta-gradient norm clipped where the learner asks for it; metrics averaged
         over the groups.
+
+        `after_update`, if given, is called on the host after every optimizer step (Figure 1
+        records the learned initialization there); a replayed capture of a whole
+        meta-iteration could not call it, so a run that passes it runs eagerly.
 
         Raises:
             DivergenceError: a non-finite meta-loss or meta-gradient, before the optimizer
@@ -173,6 +181,8 @@ class Engine:
         groups = 0
         for group in update_groups(learner, episode):
             _, _, metrics = self.update(learner, optimizer, group)
+            if after_update is not None:
+                after_update()
             groups += 1
             values = torch.stack([v.to(torch.float64) for v in metrics.values()]).tolist()
             for key, value in zip(metrics, values, strict=True):

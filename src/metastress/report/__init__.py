@@ -4,11 +4,12 @@ Every function takes the exact input paths and an output prefix, and writes all 
 atomically beside that prefix:
 
 - table1(eval_paths, Path("tables/table1")) -> table1.md, table1.csv, table1.tex
-- fig1(trajectory_paths, every, Path("figures/fig1")) -> fig1.pdf/.png/.csv, fig1_summary.csv
+- fig1(trajectory_paths, Path("figures/fig1")) -> fig1.pdf/.png/.csv, fig1_summary.csv
 - fig2 / fig3 / fig4a / fig4b(eval_paths, Path("figures/figN")) -> figN.pdf, .png, .csv
 
 Inputs are evaluation JSON files (keys in `EVAL_KEYS`; a file lacking one is an error naming
-the file, the key and the command that rebuilds it) and, for Figure 1, trajectory tensors.
+the file, the key and the command that rebuilds it; the files of several training seeds of one
+model count as one result) and, for Figure 1, trajectory records (`metastress.snapshots`).
 Table 1 and Figure 2 mark, per setting, the best algorithm and those not significantly
 different from it, from the files' paired per-task accuracies (`significance`).
 `main` is the adapter the command line calls.
@@ -41,19 +42,13 @@ __all__ = [
 ]
 
 
-def main(kind: str, inputs: Sequence[Path], out_prefix: Path, every: int | None = None) -> None:
+def main(kind: str, inputs: Sequence[Path], out_prefix: Path) -> None:
     """Build one report output: `kind` is one of KINDS.
 
     For fig1, `inputs` are trajectory files, each algorithm read from its path by
-    `algo_from_path`, and `every` (iterations between snapshots) is required. For the others,
-    `inputs` are evaluation JSON files and `every` must be left out.
+    `algo_from_path`. For the others, `inputs` are evaluation JSON files.
     """
     if kind == "fig1":
-        if every is None:
-            raise ReportInputError(
-                "fig1 needs `every`: the iterations between trajectory "
-                "snapshots (the profile's trajectory_every)"
-            )
         by_algo: dict[str, Path] = {}
         for path in map(Path, inputs):
             algo = algo_from_path(path)
@@ -63,10 +58,8 @@ def main(kind: str, inputs: Sequence[Path], out_prefix: Path, every: int | None 
                     f"{path}; pass one per algorithm"
                 )
             by_algo[algo] = path
-        fig1(by_algo, every, out_prefix)
+        fig1(by_algo, out_prefix)
     elif kind in EVAL_REPORTS:
-        if every is not None:
-            raise ReportInputError(f"{kind} takes no `every` (only fig1 does)")
         EVAL_REPORTS[kind](inputs, out_prefix)
     else:
         raise ReportInputError(f"unknown report {kind!r}; expected one of {', '.join(KINDS)}")
@@ -75,7 +68,7 @@ def main(kind: str, inputs: Sequence[Path], out_prefix: Path, every: int | None 
 def algo_from_path(path: Path) -> str:
     """The algorithm id a trajectory belongs to: its nearest enclosing folder named like one.
 
-    models/metalstm/20w1s/trajectory.pt -> "metalstm"; models/metalstm_pp/trajectory.pt ->
+    results/fig1/metalstm/20w1s/trajectory.pt -> "metalstm"; x/metalstm_pp/trajectory.pt ->
     "metalstm_pp". The file itself holds only a tensor, so its folder is the one place that
     says whose it is.
     """

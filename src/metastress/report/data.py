@@ -2,16 +2,19 @@
 
 The report never looks for files. It reads exactly the paths it is given, checks that each
 holds every key the evaluation step writes, and when one does not it names the file, the
-problem and the command that rebuilds it.
+problem and the command that rebuilds it. Results of several training seeds of one model
+become one row (`over_seeds`): the mean over seeds, the standard deviation over seeds, and the
+95%/99.9% task intervals of the per-task accuracies averaged over seeds.
 """
 
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from metastress import registry
+from metastress import intervals, registry
 
 ALGO_NAMES: dict[str, str] = registry.names(registry.meta_trained())
 """Algorithm ids (as in params.yaml and file names) -> display names, in the registry's order
@@ -21,6 +24,7 @@ HAND_OPTIMIZER_NAMES = registry.names(registry.hand_optimizers())
 
 EVAL_KEYS = (
     "algo",
+    "seed",
     "train_setting",
     "test_setting",
     "n_way",
@@ -34,8 +38,12 @@ EVAL_KEYS = (
     "steps",
     "init_from",
     "optimizer",
+    "optimizer_lr",
 )
 PERCENT_COLUMNS = ["accuracy", "std", "ci95", "ci999"]  # fractions in the files
+# What names one model and its test: rows that differ only in `seed` are its seeds.
+MODEL_KEYS = ("algo", "train_setting", "test_setting", "init_from", "optimizer", "steps")
+COMBINED = {*PERCENT_COLUMNS, "per_task", "path", "seed"}  # computed anew over seeds
 
 
 class ReportInputError(ValueError):
@@ -55,8 +63,8 @@ def load_evals(paths: Iterable[str | Path]) -> pd.DataFrame:
     Returns:
         DataFrame with every key of EVAL_KEYS, plus `name` (the display name) and `path`.
         accuracy, std, ci95 and ci999 are in percent; `per_task` stays a list of fractions
-        (task i at position i, for paired tests); init_from and optimizer are missing values
-        (NaN) where the file has null.
+        (task i at position i, for paired tests); init_from, optimizer and optimizer_lr are
+        missing values (NaN) where the file has null.
     """
     rows = [_read_eval(Path(path)) for path in paths]
     if not rows:
@@ -110,6 +118,61 @@ def _read_eval(path: Path) -> dict:
     return {**record, "name": ALGO_NAMES[record["algo"]], "path": str(path)}
 
 
+def over_seeds(frame: pd.DataFrame, what: str, keys: Sequence[str] = MODEL_KEYS) -> pd.DataFrame:
+    """One row per model and test (the columns `keys`) from the rows of its training seeds.
+
+    Args:
+        frame: rows of `load_evals`.
+        what: the output's name, for error messages.
+        keys: the columns that name a model and its test; rows equal in them are its seeds.
+
+    Returns:
+        The rows, one per group, with accuracy (mean over seeds), seed_std (standard deviation
+        over seeds, percent; NaN for one seed), seeds (how many), per_task (averaged over
+        seeds), std, ci95 and ci999 (over tasks of those averages, percent: see
+        `metastress.intervals.over_seeds`) and `path` (the files, comma-separated). One seed's
+        row keeps its file's numbers. Another column keeps its value where the seeds agree and
+        becomes the tuple of their sorted values where they do not (a hand optimizer's chosen
+        steps and rate, Figure 4b).
+
+    Raises:
+        ReportInputError: two files for one seed, or seeds scored on different numbers of tasks.
+    """
+    keys = list(keys)
+    require_unique(frame, [*keys, "seed"], what)
+    rows = []
+    for _, group in frame.groupby(keys, sort=False, dropna=False):
+        group = group.sort_values("seed", kind="stable")
+        if len(group) == 1:
+            rows.append({**group.iloc[0].to_dict(), "seeds": 1, "seed_std": np.nan})
+            continue
+        fractions = [
+            {**{k: row[k] / 100 for k in PERCENT_COLUMNS}, "per_task": row["per_task"]}
+            for row in group.to_dict("records")
+        ]
+        try:
+            combined = intervals.over_seeds(fractions)
+        except ValueError as e:
+            listed = ", ".join(group["path"])
+            raise ReportInputError(f"{what}: {e} ({listed})") from e
+        rows.append(
+            {
+                **{c: _agreed(group[c]) for c in group.columns if c not in COMBINED},
+                **{k: 100 * combined[k] for k in [*PERCENT_COLUMNS, "seed_std"]},
+                "per_task": combined["per_task"],
+                "seeds": combined["seeds"],
+                "path": ", ".join(group["path"]),
+            }
+        )
+    return pd.DataFrame(rows, columns=[*frame.columns, "seeds", "seed_std"]).drop(columns="seed")
+
+
+def _agreed(values: pd.Series):
+    """The one value of a column across seeds, or the sorted tuple of its values."""
+    distinct = list(dict.fromkeys(values.dropna())) or [values.iloc[0]]
+    return distinct[0] if len(distinct) == 1 else tuple(sorted(distinct))
+
+
 def own_results(frame: pd.DataFrame) -> pd.DataFrame:
     """Rows where each model used its own initialization and its own inner optimizer."""
     return frame[frame["init_from"].isna() & frame["optimizer"].isna()]
@@ -141,7 +204,7 @@ def require_unique(frame: pd.DataFrame, keys: Sequence[str], what: str) -> None:
     """Fail when two files would fill the same cell, instead of silently keeping one."""
     clashes = frame[frame.duplicated(list(keys), keep=False)]
     if not clashes.empty:
-        groups = clashes.groupby(list(keys), sort=False)["path"].apply(", ".join)
+        groups = clashes.groupby(list(keys), sort=False, dropna=False)["path"].apply(", ".join)
         raise ReportInputError(
             f"{what}: more than one file for the same {', '.join(keys)}: "
             f"{'; '.join(groups)}; pass one file per cell"
