@@ -39,19 +39,29 @@ def _data_split(args: argparse.Namespace) -> None:
     write_split(split, args.out)
 
 
-def _search_trial(args: argparse.Namespace) -> None:
+def _search_rung(args: argparse.Namespace) -> None:
     _keep_freed_memory()
-    from metastress.search import run_trial
+    from metastress.halving import SearchPlan
+    from metastress.search import run_rung
 
-    run_trial(
-        args.run, args.space, args.trial, args.processed, args.split, args.out, args.work_root
+    run_rung(
+        args.run,
+        args.space,
+        SearchPlan(**args.plan),
+        args.rung,
+        args.part,
+        args.previous,
+        args.processed,
+        args.split,
+        args.out,
+        args.work_root,
     )
 
 
 def _search_select(args: argparse.Namespace) -> None:
     from metastress.selection import select_best
 
-    select_best(args.trials, args.out)
+    select_best(args.parts, args.out)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -188,21 +198,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="hyperparameter search")
     search_commands = search.add_subparsers(dest="search_command", required=True)
-    trial = search_commands.add_parser("trial", help="train and score one sampled config")
-    _add_data_args(trial, required=True)
-    trial.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
-    trial.add_argument("--space", type=_json_arg, required=True, help="search space (JSON)")
-    trial.add_argument("--trial", type=int, required=True, help="trial index")
-    trial.add_argument("--out", type=Path, required=True, help="trial record (.json)")
-    trial.add_argument(
+    rung = search_commands.add_parser(
+        "rung", help="train one part of a rung's trials to the rung's budget and score them"
+    )
+    _add_data_args(rung, required=True)
+    rung.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
+    rung.add_argument("--space", type=_json_arg, required=True, help="search space (JSON)")
+    rung.add_argument(
+        "--plan", type=_json_arg, required=True, help="the search plan (JSON: halving.SearchPlan)"
+    )
+    rung.add_argument("--rung", type=int, required=True, help="rung index (0: every trial)")
+    rung.add_argument("--part", type=int, required=True, help="which share of the rung's trials")
+    rung.add_argument(
+        "--previous",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="the previous rung's part files, whose records say which trials go on",
+    )
+    rung.add_argument("--out", type=Path, required=True, help="this part's records (.json)")
+    rung.add_argument(
         "--work-root",
         type=Path,
         required=True,
-        help="checkpoints go to a subfolder per config hash, for resuming",
+        help="trial i's checkpoints go to trial<i>/<config hash> below it, for resuming and "
+        "extending",
     )
-    trial.set_defaults(func=_search_trial)
-    select = search_commands.add_parser("select", help="pick the best trial")
-    select.add_argument("--trials", type=Path, nargs="+", required=True)
+    rung.set_defaults(func=_search_rung)
+    select = search_commands.add_parser("select", help="pick the best trial of the last rung")
+    select.add_argument(
+        "--parts", type=Path, nargs="+", required=True, help="every rung's part files"
+    )
     select.add_argument("--out", type=Path, required=True)
     select.set_defaults(func=_search_select)
 

@@ -1,5 +1,6 @@
 # Shared imports, validation and the accessors every rule uses. Everything imported here is
 # torch-free: parsing the workflow never imports torch.
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from metastress.experiments import (
     final_run_config,
     profile,
     run_config,
+    search_plan,
     search_space,
 )
 
@@ -19,6 +21,7 @@ validate_params(
 )
 
 PROFILE = profile(config)
+PLAN = search_plan(config)  # the search's rungs: their budgets, sizes and parts (jobs)
 EXPERIMENTS = config["experiments"]
 ALGORITHMS = EXPERIMENTS["algorithms"]
 SPLIT_FILE = paths.split_file(config["data"]["split"])
@@ -39,6 +42,20 @@ def as_json(value):
 
 def search_run(w):
     return as_json(run_config(config, w.algo, w.setting, "search"))
+
+
+def search_parts(algo, setting, rungs=None):
+    """The part files of the search's rungs (all by default) for one algorithm and setting."""
+    rungs = range(PLAN.rung_count) if rungs is None else rungs
+    return [
+        paths.search_part(algo, setting, r, p) for r in rungs for p in range(PLAN.parts(r))
+    ]
+
+
+def previous_rung(w):
+    """A rung job reads the previous rung's records to know which trials go on."""
+    rung = int(w.rung)
+    return search_parts(w.algo, w.setting, [rung - 1]) if rung else []
 
 
 def final_run(w):
