@@ -61,7 +61,8 @@ def run_trial(
     work_root: Path,
 ) -> dict:
     """Train trial `trial` of the space to `budget` iterations, resuming or extending its
-    checkpoint, and return its record: the best validation accuracy up to `budget`."""
+    checkpoint, and return its record: the validation accuracy at `budget` (as successive
+    halving compares trials, and as random search's single validation scores them)."""
     choice = sample(space, run["seed"], trial)
     record = {"trial": trial, "choice": choice, "iterations": budget}
     try:
@@ -71,17 +72,20 @@ def run_trial(
     except FAILURES as e:
         record.update(status="failed", reason=f"{type(e).__name__}: {e}", val_accuracy=None)
     else:
-        record.update(status="ok", reason=None, val_accuracy=_best_until(summary, budget, work_dir))
+        record.update(
+            status="ok", reason=None, val_accuracy=_accuracy_at(summary, budget, work_dir)
+        )
     return record
 
 
-def _best_until(summary: dict, budget: int, work_dir: Path) -> float:
-    """The best validation accuracy up to `budget`, also when a later rung has extended the
-    checkpoint past it (a rung rerun after the next one ran)."""
-    scores = [accuracy for iteration, accuracy in summary["validations"] if iteration <= budget]
+def _accuracy_at(summary: dict, budget: int, work_dir: Path) -> float:
+    """The validation accuracy at iteration `budget`, also when a later rung has extended the
+    checkpoint past it (a rung rerun after the next one ran): every rung's budget is a
+    multiple of the validation spacing."""
+    scores = [accuracy for iteration, accuracy in summary["validations"] if iteration == budget]
     if not scores:
         raise RuntimeError(
-            f"{work_dir} holds no validation up to iteration {budget}; delete it so that the "
-            "trial trains afresh"
+            f"{work_dir} holds no validation at iteration {budget}; delete it so that the trial "
+            "trains afresh"
         )
-    return max(scores)
+    return scores[0]

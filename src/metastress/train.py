@@ -302,7 +302,7 @@ def _finish(config: TrainConfig, state: dict, best: Path, out_dir: Path, afresh:
         "iterations": state["iteration"],
         "best_iteration": state["best_iteration"],
         "best_val_accuracy": state["best_accuracy"],
-        "validations": [  # [iteration, accuracy]: what a longer extendable run scores earlier
+        "validations": [  # [iteration, accuracy]: a longer extendable run's earlier scores
             [row["iteration"], row["val_accuracy"]]
             for row in state["rows"]
             if "val_accuracy" in row
