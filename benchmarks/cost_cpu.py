@@ -2,6 +2,7 @@
 
     python -m benchmarks.cost_cpu                 # every width and point (about 10 minutes)
     python -m benchmarks.cost_cpu --widths 16 --algorithms maml   # a part of it
+    python -m benchmarks.cost_cpu --jobs          # only the jobs' start-up and the data phase
 
 The workflow's jobs run on one thread each (`threads: 1`), so this measures one thread: for
 each conv-4 width and each algorithm as params.yaml configures it (first order where the
@@ -10,7 +11,11 @@ section says so), `Engine.meta_step` with `task_mode: auto` (the fused engine he
 inner steps S) points with Q = K; then `Engine.evaluate` on fixed tasks (what validation and
 test evaluation run). Each point: one untimed iteration, then the median of up to 5 timed
 ones within a 10 s budget. Tasks are uniform random bytes drawn like Omniglot tasks (speed
-does not depend on pixel values).
+does not depend on pixel values). With --jobs (also part of a full run): the wall seconds of
+the data phase's three commands from the Omniglot mirror (OMNIGLOT_MIRROR), and, medians of 3,
+a `metastress search rung` job that trains one 20w1s iteration at width 4 and validates 2
+tasks (what every torch job pays to start: Python, torch, the data, first calls) and a
+`metastress search select` job (what a light job pays).
 
 Writes benchmarks/out/cost-cpu.csv, and with --results benchmarks/results/cost-cpu.csv, which
 benchmarks/fit_cost.py turns into the coefficients of metastress.cost_model.
@@ -18,8 +23,12 @@ benchmarks/fit_cost.py turns into the coefficients of metastress.cost_model.
 
 import argparse
 import csv
+import json
+import os
 import platform
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +40,7 @@ from metastress import registry
 from metastress.algorithms import build
 from metastress.engine import resolve_engine
 from metastress.engine.malloc import keep_freed_memory
-from metastress.experiments import algorithm_config
+from metastress.experiments import algorithm_config, run_config, search_space
 
 HERE = Path(__file__).resolve().parent
 WIDTHS = (8, 16, 64)  # the quick profile's, the halving measurement's, the paper's
@@ -41,6 +50,8 @@ POINTS = [  # (N, K, B, S): 1- and 5-shot, B and S apart, up to 100-way
 ]  # fmt: skip
 EVAL_POINTS = [(20, 1, 10, 5), (20, 5, 10, 2), (100, 1, 5, 1)]  # (N, K, tasks together, S)
 BUDGET_S, MAX_TIMED = 10.0, 5
+FIELDS = ["kind", "width", "algo", "n_way", "k_shot", "batch", "steps", "seconds", "load", "commit",
+          "date"]  # fmt: skip
 
 
 def median(values: list[float]) -> float:
@@ -82,10 +93,50 @@ def evaluation_s_per_task(params, algo, width, point) -> float:
     return timed_median(lambda: engine.evaluate(learner, tasks)) / together
 
 
+def wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        command, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
+    return time.perf_counter() - start
+
+
+def job_rows(params: dict, folder: Path) -> list[dict]:
+    """Wall seconds of the data phase's commands and of a torch and a light job."""
+    cli = [sys.executable, "-m", "metastress"]
+    raw, processed, split = folder / "raw", folder / "omniglot28.npz", folder / "paper.json"
+    rows = [
+        ("download", wall([*cli, "data", "download", "--out", str(raw),
+                           "--mirror", os.environ["OMNIGLOT_MIRROR"]])),
+        ("prepare", wall([*cli, "data", "prepare", "--raw", str(raw), "--out", str(processed),
+                          "--workers", "2"])),
+        ("split", wall([*cli, "data", "split", "--processed", str(processed), "--name", "paper",
+                        "--seed", "0", "--out", str(split)])),
+    ]  # fmt: skip
+    tiny = {**params, "profile": "tiny"}
+    run = {**run_config(tiny, "maml", "20w1s", "search"), "validation_tasks": 2}
+    plan = {"method": "random", "trials": 1, "iterations": 1, "eta": 2, "rungs": 1,
+            "trials_per_job": 1}  # fmt: skip
+    torch_jobs, light_jobs = [], []
+    for i in range(3):
+        out = folder / f"part{i}.json"
+        torch_jobs.append(wall([
+            *cli, "search", "rung", "--processed", str(processed), "--split", str(split),
+            "--run", json.dumps(run), "--space", json.dumps(search_space(tiny, "maml")),
+            "--plan", json.dumps(plan), "--rung", "0", "--part", "0", "--out", str(out),
+            "--work-root", str(folder / f"work{i}"),
+        ]))  # fmt: skip
+        light_jobs.append(wall([*cli, "search", "select", "--parts", str(out),
+                                "--out", str(folder / f"best{i}.json")]))  # fmt: skip
+    rows += [("torch", median(torch_jobs)), ("light", median(light_jobs))]
+    return [{"kind": "job", "algo": name, "seconds": f"{seconds:.3f}"} for name, seconds in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--widths", type=int, nargs="+", default=list(WIDTHS))
     parser.add_argument("--algorithms", nargs="+", default=registry.in_paper())
+    parser.add_argument("--jobs", action="store_true", help="only start-up and the data phase")
     parser.add_argument("--results", action="store_true", help="write benchmarks/results/")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -96,8 +147,12 @@ def main() -> None:
     ).stdout.strip()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {commit}")
-    rows = []
-    for width in args.widths:
+    with tempfile.TemporaryDirectory() as folder:
+        rows = job_rows(params, Path(folder))
+    for row in rows:
+        row.update(load=f"{_load():.2f}", commit=commit, date=stamp)
+        print(f"job {row['algo']}: {row['seconds']} s")
+    for width in [] if args.jobs else args.widths:
         for algo in args.algorithms:
             for kind, points, measure in (
                 ("train", POINTS, meta_iteration_s),
@@ -115,7 +170,7 @@ def main() -> None:
     for folder in [HERE / "out"] + ([HERE / "results"] if args.results else []):
         folder.mkdir(exist_ok=True)
         with open(folder / "cost-cpu.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer = csv.DictWriter(f, fieldnames=FIELDS)
             writer.writeheader()
             writer.writerows(rows)
 

@@ -161,6 +161,18 @@ def _summary(args: argparse.Namespace) -> None:
     summarize(args.evaluations, args.models, args.headline_settings, args.out)
 
 
+def _cost(args: argparse.Namespace) -> None:
+    from metastress.config import load_params
+    from metastress.cost import profile_report
+
+    source, overrides = args.params or paths.PARAMS, list(args.set or ())
+    params = load_params(source, overrides)
+    names = list(params["profiles"]) if args.all else args.profile or [params["profile"]]
+    for name in names:
+        params = load_params(source, [*overrides, f"profile={name}"])
+        print(profile_report(params, Path.cwd()), end="\n\n", flush=True)
+
+
 def _json_arg(text: str) -> dict:
     try:
         return json.loads(text)
@@ -304,6 +316,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--out", type=Path, required=True, help="folder of the two JSON files")
     summary.set_defaults(func=_summary)
+
+    cost = commands.add_parser(
+        "cost",
+        help="jobs, meta-iterations and hours of a profile, before anything runs",
+        description="metastress cost [--profile NAME | --all]: the jobs per phase (Snakemake's "
+        "own dry run), their meta-iterations and the estimated hours on this machine's CPU "
+        "and on one H200, from the measured cost model (src/metastress/cost_model.json).",
+    )
+    cost.add_argument("--params", help=f"the configuration (default: {paths.PARAMS})")
+    cost.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a params.yaml key, as for `metastress train`; repeatable",
+    )
+    which = cost.add_mutually_exclusive_group()
+    which.add_argument("--profile", nargs="+", help="these profiles (default: the active one)")
+    which.add_argument("--all", action="store_true", help="every profile in params.yaml")
+    cost.set_defaults(func=_cost)
 
     report = commands.add_parser("report", help="tables and figures from result files")
     report.add_argument("kind", choices=registry.report_ids())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from metastress import paths, registry
 from metastress.config import load_schema, validate_params
+from metastress.cost import Estimator, load_models, time_limit_minutes
 from metastress.experiments import (
     evaluation_config,
     final_run_config,
@@ -56,6 +57,16 @@ def previous_rung(w):
     """A rung job reads the previous rung's records to know which trials go on."""
     rung = int(w.rung)
     return search_parts(w.algo, w.setting, [rung - 1]) if rung else []
+
+
+SEARCH_ON_GPU = Estimator(config, load_models()["gpu"])  # the cost model, for time limits
+
+
+def search_minutes(wildcards, attempt):
+    """A rung job's time limit on a cluster (`runtime`): from the cost model's H200 estimate
+    for its trials (metastress.cost.time_limit_minutes)."""
+    job = {key: getattr(wildcards, key) for key in ("algo", "setting", "rung", "part")}
+    return time_limit_minutes(SEARCH_ON_GPU, "search_rung", job, attempt)
 
 
 def final_run(w):

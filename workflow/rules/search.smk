@@ -28,7 +28,8 @@ rule search_rung:
     threads: 1
     resources:
         gpu=1,
-        trials=lambda w: PLAN.part_size(int(w.rung), int(w.part)),
+        trials=lambda w: PLAN.part_size(int(w.rung), int(w.part)),  # what one GPU takes
+        runtime=search_minutes,
     message:
         "Search {wildcards.algo} {wildcards.setting}: rung {wildcards.rung}, part {wildcards.part}"
     shell:
