@@ -34,6 +34,7 @@ GPU_IMPLEMENTATIONS = {"maml FO": "maml", "metasgd FO": "metasgd", "taml FO": "t
                        "metalstm": "metalstm", "metalstm_pp": "metalstm_pp"}  # fmt: skip
 GPU_EVAL_BATCH = {"20w1s": 50, "20w5s": 50, "200w1s": 10}  # as benchmarks/gpu.py evaluated
 GPU_EVAL_STEPS = 5
+CORES = 2  # this machine's: one-thread jobs, two at a time (snakemake --cores 2)
 
 
 def setting(name: str) -> tuple[int, int]:
@@ -97,6 +98,7 @@ def gpu_model() -> dict:
     return {
         "name": "one NVIDIA H200 (strict fp32)",
         "combine": "max",
+        "parallel": 1,
         "measured": "benchmarks/results/gpu-h200.csv: benchmarks/gpu.py at commit dc664cf, "
         "2026-11-28 07:03 UTC (torch 2.11.0+cu130)",
         "coefficients": coefficients,
@@ -131,6 +133,7 @@ def cpu_model() -> dict:
     return {
         "name": "this project's CPU, one thread per job (2 cores)",
         "combine": "sum",
+        "parallel": CORES,
         "measured": f"benchmarks/results/cost-cpu.csv: benchmarks/cost_cpu.py at commit "
         f"{first['commit']}, {first['date']}",
         "coefficients": coefficients,
