@@ -16,9 +16,9 @@ from metastress.cost import (
     estimate,
     iteration_seconds,
     load_models,
-    report,
     time_limit_minutes,
 )
+from metastress.cost_report import report
 from metastress.experiments import sample, search_space
 from tests.conftest import REPO
 

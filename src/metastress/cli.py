@@ -163,7 +163,7 @@ def _summary(args: argparse.Namespace) -> None:
 
 def _cost(args: argparse.Namespace) -> None:
     from metastress.config import load_params
-    from metastress.cost import profile_report
+    from metastress.cost_report import profile_report
 
     source, overrides = args.params or paths.PARAMS, list(args.set or ())
     params = load_params(source, overrides)
