@@ -17,8 +17,9 @@ a `metastress search rung` job that trains one 20w1s iteration at width 4 and va
 tasks (what every torch job pays to start: Python, torch, the data, first calls) and a
 `metastress search select` job (what a light job pays).
 
-Writes benchmarks/out/cost-cpu.csv, and with --results benchmarks/results/cost-cpu.csv, which
-benchmarks/fit_cost.py turns into the coefficients of metastress.cost_model.
+Writes benchmarks/out/cost-cpu.csv (meta-iterations, evaluation) and cost-jobs.csv (start-up,
+data phase), with --results also into benchmarks/results/, which benchmarks/fit_cost.py turns
+into the coefficients of `metastress cost` (src/metastress/cost_model.json).
 """
 
 import argparse
@@ -50,8 +51,6 @@ POINTS = [  # (N, K, B, S): 1- and 5-shot, B and S apart, up to 100-way
 ]  # fmt: skip
 EVAL_POINTS = [(20, 1, 10, 5), (20, 5, 10, 2), (100, 1, 5, 1)]  # (N, K, tasks together, S)
 BUDGET_S, MAX_TIMED = 10.0, 5
-FIELDS = ["kind", "width", "algo", "n_way", "k_shot", "batch", "steps", "seconds", "load", "commit",
-          "date"]  # fmt: skip
 
 
 def median(values: list[float]) -> float:
@@ -147,12 +146,17 @@ def main() -> None:
     ).stdout.strip()
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {commit}")
+    folders = [HERE / "out"] + ([HERE / "results"] if args.results else [])
     with tempfile.TemporaryDirectory() as folder:
-        rows = job_rows(params, Path(folder))
-    for row in rows:
+        jobs = job_rows(params, Path(folder))
+    for row in jobs:
         row.update(load=f"{_load():.2f}", commit=commit, date=stamp)
         print(f"job {row['algo']}: {row['seconds']} s")
-    for width in [] if args.jobs else args.widths:
+    write_csv("cost-jobs.csv", jobs, folders)
+    if args.jobs:
+        return
+    rows = []
+    for width in args.widths:
         for algo in args.algorithms:
             for kind, points, measure in (
                 ("train", POINTS, meta_iteration_s),
@@ -167,10 +171,14 @@ def main() -> None:
                              load=f"{_load():.2f}", commit=commit, date=stamp)
                     )  # fmt: skip
                     print(f"{kind} w{width} {algo} {point}: {seconds:.4f} s  (load {_load():.2f})")
-    for folder in [HERE / "out"] + ([HERE / "results"] if args.results else []):
+    write_csv("cost-cpu.csv", rows, folders)
+
+
+def write_csv(name: str, rows: list[dict], folders: list[Path]) -> None:
+    for folder in folders:
         folder.mkdir(exist_ok=True)
-        with open(folder / "cost-cpu.csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=FIELDS)
+        with open(folder / name, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
 

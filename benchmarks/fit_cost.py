@@ -7,8 +7,8 @@ Inputs (committed under benchmarks/results/):
   benchmark rows (B = 4, 16, 32; S = 1, 5) and on 20w1s, 100w1s, 200w1s at B=16 with S = 5
   and 20 (the cost section), and the evaluation throughput (20w1s, 20w5s, 200w1s; S=5);
 - CPU, this machine, one thread: cost-cpu.csv (benchmarks/cost_cpu.py): every algorithm at
-  conv-4 widths 8, 16 and 64 on a grid of (N, K, B, S), evaluation per task, a torch job's and
-  a light job's start-up and the data phase.
+  conv-4 widths 8, 16 and 64 on a grid of (N, K, B, S), and evaluation per task;
+  cost-jobs.csv: a torch job's and a light job's start-up, and the data phase.
 
 The model (metastress.cost.iteration_seconds) has six non-negative coefficients per algorithm
 (and width): fitted by least squares on log seconds, so every point counts by its relative
@@ -114,11 +114,9 @@ def gpu_model() -> dict:
 
 def cpu_model() -> dict:
     rows = list(csv.DictReader(open(RESULTS / "cost-cpu.csv")))
-    train, evals, jobs = {}, {}, {}
+    jobs = {r["algo"]: float(r["seconds"]) for r in csv.DictReader(open(RESULTS / "cost-jobs.csv"))}
+    train, evals = {}, {}
     for row in rows:
-        if row["kind"] == "job":
-            jobs[row["algo"]] = float(row["seconds"])
-            continue
         n, k, b, s = (int(row[key]) for key in ("n_way", "k_shot", "batch", "steps"))
         key = (row["algo"], row["width"])
         target = train if row["kind"] == "train" else evals
@@ -134,8 +132,8 @@ def cpu_model() -> dict:
         "name": "this project's CPU, one thread per job (2 cores)",
         "combine": "sum",
         "parallel": CORES,
-        "measured": f"benchmarks/results/cost-cpu.csv: benchmarks/cost_cpu.py at commit "
-        f"{first['commit']}, {first['date']}",
+        "measured": "benchmarks/results/cost-cpu.csv and cost-jobs.csv: benchmarks/cost_cpu.py "
+        f"at commit {first['commit']}, {first['date']}",
         "coefficients": coefficients,
         "fit": quality,
         "startup_s": {"torch": jobs["torch"], "light": jobs["light"]},

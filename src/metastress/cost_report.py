@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from metastress.atomic import write_text
 from metastress.cost import PHASES, DeviceModel, Estimate, estimate, load_models
 from metastress.experiments import profile, search_plan
 
@@ -41,7 +42,7 @@ def snakemake_jobs(params: dict, workdir: Path) -> list[tuple[str, dict]]:
         raise FileNotFoundError(f"no Snakefile in {workdir}; run from the repository root")
     with tempfile.TemporaryDirectory() as folder:
         configfile, listing = Path(folder) / "params.yaml", Path(folder) / "jobs.json"
-        configfile.write_text(yaml.safe_dump(params))
+        write_text(configfile, yaml.safe_dump(params))
         command = [sys.executable, "-c", _DRY_RUN, str(listing), "-n", "--forceall",
                    "--configfile", str(configfile)]  # fmt: skip
         done = subprocess.run(command, cwd=workdir, capture_output=True, text=True)

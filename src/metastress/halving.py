@@ -2,11 +2,12 @@
 
 Successive halving (Jamieson & Talwalkar 2016; the inner loop of Li et al.'s 2017 Hyperband):
 rung r trains its trials to `budgets[r]` meta-iterations, extending each from its checkpoint,
-and the best ceil(n_r / eta) by validation accuracy go on to rung r + 1, until the survivors
-reach the full budget. How many trials each rung holds is fixed in advance; only which
-trials survive depends on the records, and only on them (failed trials rank last, ties go
-to the lower trial index). So the rungs are a static DAG: one job per (rung, part), a part
-being up to `trials_per_job` of the rung's trials, trained one after another in one process.
+and the best ceil(n_r / eta) by their validation accuracy at that budget go on to rung r + 1,
+until the survivors reach the full budget. How many trials each rung holds is fixed in
+advance; only which trials survive depends on the records, and only on them (failed trials
+rank last, ties go to the lower trial index). So the rungs are a static DAG: one job per
+(rung, part), a part being up to `trials_per_job` of the rung's trials, trained one after
+another in one process.
 
 Hand-written rather than Optuna's SuccessiveHalvingPruner or Ray Tune's ASHA: both are the
 asynchronous variant, whose promotions depend on the order in which trials report, and both
