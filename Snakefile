@@ -21,7 +21,8 @@ wildcard_constraints:
     setting="|".join(config["settings"]),
     train="|".join(config["settings"]),
     test="|".join(config["settings"]),
-    trial=r"\d+",
+    rung=r"\d+",
+    part=r"\d+",
     steps=r"\d+",
     seed=r"\d+",
     optimizer_of="|".join(ALGORITHMS + HAND_OPTIMIZERS),
@@ -55,12 +56,7 @@ rule all:
         rules.download.output,
         rules.prepare.output,
         SPLIT_FILE,
-        expand(
-            rules.search_trial.output.record,
-            algo=ALGORITHMS,
-            setting=trained_settings(),
-            trial=range(PROFILE["search_trials"]),
-        ),
+        [search_parts(a, s) for a in ALGORITHMS for s in trained_settings()],
         expand(rules.search_select.output.best, algo=ALGORITHMS, setting=trained_settings()),
         expand(rules.search_summary.output.summary, algo=ALGORITHMS),
         expand(

@@ -39,19 +39,29 @@ def _data_split(args: argparse.Namespace) -> None:
     write_split(split, args.out)
 
 
-def _search_trial(args: argparse.Namespace) -> None:
+def _search_rung(args: argparse.Namespace) -> None:
     _keep_freed_memory()
-    from metastress.search import run_trial
+    from metastress.halving import SearchPlan
+    from metastress.search import run_rung
 
-    run_trial(
-        args.run, args.space, args.trial, args.processed, args.split, args.out, args.work_root
+    run_rung(
+        args.run,
+        args.space,
+        SearchPlan(**args.plan),
+        args.rung,
+        args.part,
+        args.previous,
+        args.processed,
+        args.split,
+        args.out,
+        args.work_root,
     )
 
 
 def _search_select(args: argparse.Namespace) -> None:
     from metastress.selection import select_best
 
-    select_best(args.trials, args.out)
+    select_best(args.parts, args.out)
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -187,6 +197,18 @@ def _summary(args: argparse.Namespace) -> None:
     summarize(args.evaluations, args.models, args.headline_settings, args.out)
 
 
+def _cost(args: argparse.Namespace) -> None:
+    from metastress.config import load_params
+    from metastress.cost_report import profile_report
+
+    source, overrides = args.params or paths.PARAMS, list(args.set or ())
+    params = load_params(source, overrides)
+    names = list(params["profiles"]) if args.all else args.profile or [params["profile"]]
+    for name in names:
+        params = load_params(source, [*overrides, f"profile={name}"])
+        print(profile_report(params, Path.cwd()), end="\n\n", flush=True)
+
+
 def _json_arg(text: str) -> dict:
     try:
         return json.loads(text)
@@ -224,21 +246,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = commands.add_parser("search", help="hyperparameter search")
     search_commands = search.add_subparsers(dest="search_command", required=True)
-    trial = search_commands.add_parser("trial", help="train and score one sampled config")
-    _add_data_args(trial, required=True)
-    trial.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
-    trial.add_argument("--space", type=_json_arg, required=True, help="search space (JSON)")
-    trial.add_argument("--trial", type=int, required=True, help="trial index")
-    trial.add_argument("--out", type=Path, required=True, help="trial record (.json)")
-    trial.add_argument(
+    rung = search_commands.add_parser(
+        "rung", help="train one part of a rung's trials to the rung's budget and score them"
+    )
+    _add_data_args(rung, required=True)
+    rung.add_argument("--run", type=_json_arg, required=True, help="run config (JSON)")
+    rung.add_argument("--space", type=_json_arg, required=True, help="search space (JSON)")
+    rung.add_argument(
+        "--plan", type=_json_arg, required=True, help="the search plan (JSON: halving.SearchPlan)"
+    )
+    rung.add_argument("--rung", type=int, required=True, help="rung index (0: every trial)")
+    rung.add_argument("--part", type=int, required=True, help="which share of the rung's trials")
+    rung.add_argument(
+        "--previous",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="the previous rung's part files, whose records say which trials go on",
+    )
+    rung.add_argument("--out", type=Path, required=True, help="this part's records (.json)")
+    rung.add_argument(
         "--work-root",
         type=Path,
         required=True,
-        help="checkpoints go to a subfolder per config hash, for resuming",
+        help="trial i's checkpoints go to trial<i>/<config hash> below it, for resuming and "
+        "extending",
     )
-    trial.set_defaults(func=_search_trial)
-    select = search_commands.add_parser("select", help="pick the best trial")
-    select.add_argument("--trials", type=Path, nargs="+", required=True)
+    rung.set_defaults(func=_search_rung)
+    select = search_commands.add_parser("select", help="pick the best trial of the last rung")
+    select.add_argument(
+        "--parts", type=Path, nargs="+", required=True, help="every rung's part files"
+    )
     select.add_argument("--out", type=Path, required=True)
     select.set_defaults(func=_search_select)
 
@@ -327,6 +365,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     summary.add_argument("--out", type=Path, required=True, help="folder of the two JSON files")
     summary.set_defaults(func=_summary)
+
+    cost = commands.add_parser(
+        "cost",
+        help="jobs, meta-iterations and hours of a profile, before anything runs",
+        description="metastress cost [--profile NAME | --all]: the jobs per phase (Snakemake's "
+        "own dry run), their meta-iterations and the estimated hours on this machine's CPU "
+        "and on one H200, from the measured cost model (src/metastress/cost_model.json).",
+    )
+    cost.add_argument("--params", help=f"the configuration (default: {paths.PARAMS})")
+    cost.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a params.yaml key, as for `metastress train`; repeatable",
+    )
+    which = cost.add_mutually_exclusive_group()
+    which.add_argument("--profile", nargs="+", help="these profiles (default: the active one)")
+    which.add_argument("--all", action="store_true", help="every profile in params.yaml")
+    cost.set_defaults(func=_cost)
 
     report = commands.add_parser("report", help="tables and figures from result files")
     report.add_argument("kind", choices=registry.report_ids())

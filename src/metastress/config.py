@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from metastress import registry
+from metastress.halving import plan_from_profile
 
 if TYPE_CHECKING:
     import jsonschema
@@ -183,6 +184,7 @@ def check_semantics(params: dict, source: str = "params.yaml") -> None:
     experiments use must exist, and each algorithm key has one meaning."""
     check_references(params, source)
     check_search_keys(params, source)
+    check_search_plans(params, source)
     sizes = split_sizes(params["data"])
     smallest_part = min(sizes, key=sizes.get)
     for name, setting in params["settings"].items():
@@ -252,6 +254,16 @@ def check_references(params: dict, source: str = "params.yaml") -> None:
                 f"for the pair); fix them in {algo}'s section (and delete them from its space), "
                 "or draw other algorithms"
             )
+
+
+def check_search_plans(params: dict, source: str = "params.yaml") -> None:
+    """Every profile's search must be runnable: under halving, each rung's budget a whole
+    number of iterations."""
+    for name, profile in params["profiles"].items():
+        try:
+            plan_from_profile(profile)
+        except ValueError as e:
+            raise ParamsError(f"{source}: profiles.{name}: {e}") from e
 
 
 def check_search_keys(params: dict, source: str = "params.yaml") -> None:

@@ -11,6 +11,7 @@ import random
 from typing import Any
 
 from metastress.config import FIG1_KEYS, META_KEYS, n_query, space_entries
+from metastress.halving import SearchPlan, plan_from_profile
 from metastress.registry import config_keys
 
 
@@ -19,6 +20,11 @@ def profile(params: dict) -> dict:
     if name not in params["profiles"]:
         raise KeyError(f"params.yaml: profile {name!r} is not one of {sorted(params['profiles'])}")
     return params["profiles"][name]
+
+
+def search_plan(params: dict) -> SearchPlan:
+    """The active profile's search: method, trials, budgets, rungs and trials per job."""
+    return plan_from_profile(profile(params))
 
 
 def algorithm_config(params: dict, algo: str) -> dict:
@@ -47,9 +53,13 @@ def setting_fields(params: dict, setting: str) -> dict:
 
 
 def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
-    """TrainConfig fields (as a dict) of the search trials ('search') or the final run ('final')."""
+    """TrainConfig fields (as a dict) of the search trials ('search') or the final run ('final').
+
+    A search trial's `iterations` is the full budget (a rung trains to its own), it is
+    extendable, and it validates at every multiple of the first rung's budget."""
     prof, section = profile(params), params[algo]
     final = stage == "final"
+    search = {} if final else {"extendable": True}
     return {
         "algo": algo,
         **setting_fields(params, setting),
@@ -57,7 +67,7 @@ def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
         **{key: section[key] for key in META_KEYS if key in section},
         "iterations": prof["final_iterations" if final else "search_iterations"],
         "patience": prof["patience"] if final else 0,
-        "validate_every": prof["validate_every"] if final else prof["search_iterations"],
+        "validate_every": prof["validate_every"] if final else search_plan(params).validate_every(),
         "validation_tasks": prof["validation_tasks"],
         "seed": params["protocol"]["seed"],
         "rotate": params["protocol"]["rotate"],
@@ -67,6 +77,7 @@ def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
         "graphs": params["protocol"]["graphs"],
         "trajectory": False,
         "checkpoint_every": prof["validate_every"],
+        **search,
     }
 
 

@@ -26,6 +26,16 @@ def split_file(split: str) -> str:
     return f"data/splits/{split}.json"
 
 
+def search_part(algo: str, setting: str, rung: int | str, part: int | str) -> str:
+    """The records of one search job: part `part` of rung `rung`'s trials."""
+    return f"results/search/{algo}/{setting}/rung{rung}/part{part}.json"
+
+
+def search_work_root(algo: str, setting: str) -> str:
+    """Checkpoints of the search trials: trial<i>/<config hash>/ below it."""
+    return f"checkpoints/search/{algo}/{setting}"
+
+
 def search_best(algo: str, setting: str) -> str:
     """The search's chosen config for `algo` on `setting`."""
     return f"results/search/{algo}/{setting}/best.json"

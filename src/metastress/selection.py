@@ -1,50 +1,83 @@
-"""Pick the best search trial. Kept free of torch so this small job starts in a blink."""
+"""Read the search's rung records and pick the best trial of the last rung. Kept free of
+torch so that this small job starts in a blink."""
 
 import json
 import math
 from pathlib import Path
 
 from metastress.atomic import write_json
+from metastress.halving import rank
 
-RECORD_KEYS = ("trial", "choice", "status", "reason", "val_accuracy")
+RECORD_KEYS = ("trial", "choice", "iterations", "status", "reason", "val_accuracy")
+PART_KEYS = ("rung", "part", "iterations", "trials")
 
 
-def read_record(path: Path) -> dict:
-    """One trial record, checked: a damaged one is an error, never a silently skipped trial."""
-    fix = "delete it so that the workflow reruns that trial"
+def read_part(path: Path) -> dict:
+    """One rung job's records, checked: a damaged file is an error, never a silently skipped
+    trial."""
+    fix = "delete it so that the workflow reruns that rung job"
     try:
-        record = json.loads(Path(path).read_text())
+        part = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise RuntimeError(f"{path}: unreadable trial record ({e}); {fix}") from e
+        raise RuntimeError(f"{path}: unreadable rung record ({e}); {fix}") from e
+    if not isinstance(part, dict) or any(key not in part for key in PART_KEYS):
+        raise RuntimeError(f"{path}: not a rung record (keys {list(PART_KEYS)} needed); {fix}")
+    if not isinstance(part["trials"], list):
+        raise RuntimeError(f"{path}: 'trials' is {part['trials']!r}, not a list; {fix}")
+    for record in part["trials"]:
+        _check_record(record, path, fix)
+    return part
+
+
+def _check_record(record, path: Path, fix: str) -> None:
     if not isinstance(record, dict) or any(key not in record for key in RECORD_KEYS):
         raise RuntimeError(f"{path}: not a trial record (keys {list(RECORD_KEYS)} needed); {fix}")
     status, accuracy = record["status"], record["val_accuracy"]
     finite = isinstance(accuracy, int | float) and math.isfinite(accuracy)
     if not (status == "failed" or (status == "ok" and finite)):
         raise RuntimeError(
-            f"{path}: status {status!r} with val_accuracy {accuracy!r}; expected 'failed', or "
-            f"'ok' with a finite accuracy; {fix}"
+            f"{path}: trial {record['trial']}: status {status!r} with val_accuracy {accuracy!r}; "
+            f"expected 'failed', or 'ok' with a finite accuracy; {fix}"
         )
-    return record
 
 
-def select_best(trial_paths: list[Path], out: Path) -> dict:
-    """Choose the trial with the best validation accuracy; failed trials score worst."""
-    records = [read_record(path) for path in trial_paths]
-    succeeded = [r for r in records if r["status"] == "ok"]
-    if not succeeded:
-        reasons = "; ".join(f"trial {r['trial']}: {r['reason']}" for r in records)
+def read_rung(paths: list[Path], rung: int) -> list[dict]:
+    """Every trial record of rung `rung`, from its part files."""
+    records = []
+    for path in paths:
+        part = read_part(path)
+        if part["rung"] != rung:
+            raise RuntimeError(
+                f"{path}: holds rung {part['rung']}, expected rung {rung}; delete it so that "
+                "the workflow reruns that rung job"
+            )
+        records += part["trials"]
+    return records
+
+
+def select_best(part_paths: list[Path], out: Path) -> dict:
+    """Choose the best trial of the last rung by validation accuracy (failed trials score
+    worst, ties go to the lower trial index); `part_paths` are every rung's part files."""
+    parts = sorted((read_part(path) for path in part_paths), key=lambda p: p["rung"])
+    if not parts:
+        raise RuntimeError("no rung records given; pass the part files of every rung")
+    last = parts[-1]["rung"]
+    final = [r for part in parts if part["rung"] == last for r in part["trials"]]
+    latest = {r["trial"]: r for part in parts for r in part["trials"]}  # furthest rung wins
+    best = sorted(final, key=rank)[0]
+    if best["status"] != "ok":
+        reasons = "; ".join(f"trial {r['trial']}: {r['reason']}" for r in final)
         raise RuntimeError(
-            f"every trial failed ({reasons}); narrow the search space in "
+            f"every trial of the last rung failed ({reasons}); narrow the search space in "
             "params.yaml, e.g. lower meta_lr's upper bound"
         )
-    best = max(succeeded, key=lambda r: (r["val_accuracy"], -r["trial"]))
     result = {
         "choice": best["choice"],
         "trial": best["trial"],
         "val_accuracy": best["val_accuracy"],
-        "trials": sorted(records, key=lambda r: r["trial"]),
-        "failed": sum(r["status"] != "ok" for r in records),
+        "iterations": best["iterations"],
+        "trials": [latest[trial] for trial in sorted(latest)],
+        "failed": sum(r["status"] != "ok" for r in latest.values()),
     }
     write_json(out, result)
     return result

@@ -69,6 +69,10 @@ class TrainConfig:
             every meta-update into trajectory.pt (Figure 1); such a run is eager.
         checkpoint_every (int): also checkpoint every this many iterations between
             validations (0: at validations only), so long search trials resume mid-way.
+        extendable (bool): leave `iterations` out of the hash, so that a run to a larger
+            budget resumes this one's checkpoint and extends it (successive halving's rungs);
+            validation does not change the training, so the weights are those of a run
+            straight to that budget.
     """
 
     algo: str
@@ -89,15 +93,18 @@ class TrainConfig:
     graphs: str = "auto"
     trajectory: bool = False
     checkpoint_every: int = 0
+    extendable: bool = False
     algorithm: dict = field(default_factory=dict)
 
     def hashed(self) -> dict:
         """The config minus keys that do not change the result (device, graphs, checkpoint
-        spacing)."""
+        spacing) and, for an extendable run, the budget."""
         config = asdict(self)
         config.pop("device")
         config.pop("graphs")
         config.pop("checkpoint_every")
+        if config.pop("extendable"):
+            config.pop("iterations")
         return config
 
 
@@ -387,6 +394,11 @@ def _finish(config: TrainConfig, state: dict, best: Path, out_dir: Path, afresh:
         "iterations": state["iteration"],
         "best_iteration": state["best_iteration"],
         "best_val_accuracy": state["best_accuracy"],
+        "validations": [  # [iteration, accuracy]: a longer extendable run's earlier scores
+            [row["iteration"], row["val_accuracy"]]
+            for row in state["rows"]
+            if "val_accuracy" in row
+        ],
         "stopped_early": state["iteration"] < config.iterations,
         "seconds_per_iteration": sorted(seconds)[len(seconds) // 2] if seconds else None,
     }

@@ -6,12 +6,20 @@ import zipfile
 
 import pytest
 import torch
-from reliability_helpers import EVALUATION, SPACE, tiny_run, trial_work, without_searched
+from reliability_helpers import (
+    EVALUATION,
+    SPACE,
+    one_trial_plan,
+    tiny_run,
+    trial_work,
+    without_searched,
+)
 
 from metastress.data.prepare import ARCHIVE_FLAGS, load_processed, prepare
 from metastress.data.splits import write_split
 from metastress.evaluate import evaluate
-from metastress.search import run_trial
+from metastress.halving import SearchPlan
+from metastress.search import run_rung
 from metastress.train import TrainConfig, train
 
 CHARACTERS_PER_ARCHIVE = 20  # 40 characters: 24 train, 8 validation, 8 test
@@ -75,10 +83,12 @@ def reference_training(data_path, split_path, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def reference_trial(data_path, split_path, tmp_path_factory):
-    """The record and work folder of an uninterrupted search trial 0 of SPACE."""
+    """The rung record and work folder of an uninterrupted search trial 0 of SPACE."""
     root = tmp_path_factory.mktemp("reference_trial")
-    record, work = root / "trial0.json", root / "work"
-    run_trial(without_searched(tiny_run(), SPACE), SPACE, 0, data_path, split_path, record, work)
+    record, work = root / "part0.json", root / "work"
+    plan = SearchPlan(**one_trial_plan(tiny_run()))
+    run = without_searched(tiny_run(), SPACE)
+    run_rung(run, SPACE, plan, 0, 0, [], data_path, split_path, record, work)
     return record, trial_work(tiny_run(), SPACE, 0, work)
 
 

@@ -75,25 +75,33 @@ def train_args(processed: Path, split: Path, run: dict, out: Path, work: Path) -
     ]  # fmt: skip
 
 
-def trial_args(
+def one_trial_plan(run: dict) -> dict:
+    """A search plan (as JSON) of one trial in one rung, to the run's iterations."""
+    return {"method": "random", "trials": 1, "iterations": run["iterations"], "eta": 2,
+            "rungs": 1, "trials_per_job": 1}  # fmt: skip
+
+
+def rung_args(
     processed: Path, split: Path, run: dict, space: dict, out: Path, work: Path
 ) -> list[str]:
+    """`metastress search rung` for trial 0 of `space`, alone in the one rung of its plan."""
     return [
-        "search", "trial", "--processed", str(processed), "--split", str(split),
+        "search", "rung", "--processed", str(processed), "--split", str(split),
         "--run", json.dumps(without_searched(run, space)), "--space", json.dumps(space),
-        "--trial", "0",
+        "--plan", json.dumps(one_trial_plan(run)), "--rung", "0", "--part", "0",
         "--out", str(out), "--work-root", str(work),
     ]  # fmt: skip
 
 
 def trial_work(run: dict, space: dict, trial: int, work_root: Path) -> Path:
-    """The folder under work_root where `search trial` keeps that trial's run."""
+    """The folder under work_root where `search rung` keeps that trial's run."""
     from metastress.experiments import apply_choice, sample
     from metastress.train import train_config, work_dir_for
 
     run = without_searched(run, space)
     return work_dir_for(
-        train_config(apply_choice(run, sample(space, run["seed"], trial))), work_root
+        train_config(apply_choice(run, sample(space, run["seed"], trial))),
+        work_root / f"trial{trial}",
     )
 
 

@@ -6,10 +6,11 @@ import json
 
 import pytest
 import torch
-from reliability_helpers import tiny_run, train_args, without_searched
+from reliability_helpers import rung_args, tiny_run, train_args, without_searched
 
 from metastress import checkpoint
 from metastress.algorithms.maml import MAML
+from metastress.atomic import write_json
 from metastress.cli import main
 from metastress.search import run_trial
 from metastress.selection import select_best
@@ -80,21 +81,24 @@ def test_search_records_diverged_and_out_of_memory_trials_and_goes_on(
     data_path, split_path, tmp_path, monkeypatch
 ):
     def trial(index, space):
-        out, work = tmp_path / f"trial{index}.json", tmp_path / f"trial{index}"
         run = without_searched(SMALL_RUN, space)
-        record = run_trial(run, space, index, data_path, split_path, out, work)
-        assert json.loads(out.read_text()) == record
-        return out, record
+        budget = SMALL_RUN["iterations"]
+        return run_trial(run, space, index, budget, data_path, split_path, tmp_path / "work")
 
-    ok_path, ok = trial(0, OK_SPACE)
-    diverged_path, diverged = trial(1, ABSURD_SPACE)
+    def rung(name, *records):
+        path = tmp_path / name
+        write_json(path, {"rung": 0, "part": 0, "iterations": 6, "trials": list(records)})
+        return path
+
+    ok = trial(0, OK_SPACE)
+    diverged = trial(1, ABSURD_SPACE)
     with monkeypatch.context() as patch:
 
         def out_of_memory(loss, _):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
         spoil_meta_loss(patch, 2, out_of_memory)
-        oom_path, oom = trial(2, OK_SPACE)
+        oom = trial(2, OK_SPACE)
 
     assert ok["status"] == "ok" and ok["val_accuracy"] is not None
     assert diverged["status"] == "failed" and diverged["val_accuracy"] is None
@@ -103,22 +107,17 @@ def test_search_records_diverged_and_out_of_memory_trials_and_goes_on(
     assert oom["status"] == "failed" and oom["val_accuracy"] is None
     assert oom["reason"] == "OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
 
-    best = select_best([diverged_path, oom_path, ok_path], tmp_path / "best.json")
+    best = select_best([rung("all.json", diverged, oom, ok)], tmp_path / "best.json")
     assert best["trial"] == 0 and best["choice"] == ok["choice"] and best["failed"] == 2
     assert [r["trial"] for r in best["trials"]] == [0, 1, 2]
 
-    with pytest.raises(RuntimeError, match="every trial failed.*trial 1: DivergenceError"):
-        select_best([diverged_path, oom_path], tmp_path / "none.json")
+    with pytest.raises(RuntimeError, match="every trial of the last rung failed.*trial 1: Diverg"):
+        select_best([rung("failed.json", diverged, oom)], tmp_path / "none.json")
     assert not (tmp_path / "none.json").exists()
 
 
 def test_diverged_trial_through_the_cli_exits_cleanly(data_path, split_path, tmp_path):
-    out, work = tmp_path / "trial0.json", tmp_path / "trial0"
-    main([
-        "search", "trial", "--processed", str(data_path), "--split", str(split_path),
-        "--run", json.dumps(without_searched(SMALL_RUN, ABSURD_SPACE)),
-        "--space", json.dumps(ABSURD_SPACE), "--trial", "0",
-        "--out", str(out), "--work-root", str(work),
-    ])  # fmt: skip
-    record = json.loads(out.read_text())
+    out, work = tmp_path / "part0.json", tmp_path / "work"
+    main(rung_args(data_path, split_path, SMALL_RUN, ABSURD_SPACE, out, work))
+    record = json.loads(out.read_text())["trials"][0]
     assert record["status"] == "failed" and "DivergenceError" in record["reason"]

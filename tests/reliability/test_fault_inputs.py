@@ -149,21 +149,25 @@ def test_foreign_file_as_checkpoint_is_refused(finished_copy, data_path, split_p
 @pytest.mark.parametrize(
     "text, problem",
     [
-        ('{"trial": 0, "choice": {"inner_lr": 0.', "unreadable trial record"),
-        ('{"trial": 0, "choice": {}, "status": "ok"}', "not a trial record"),
-        ('{"trial": 0, "choice": {}, "status": "ok", "reason": null, "val_accuracy": NaN}',
-         "status 'ok' with val_accuracy nan"),
+        ('{"rung": 0, "part": 1, "iterations": 2, "trials": [{"trial": 0, "choice": {"inner_',
+         "unreadable rung record"),
+        ('{"rung": 0, "part": 1, "trials": []}', "not a rung record"),
+        ('{"rung": 0, "part": 1, "iterations": 2, "trials": [{"trial": 0, "status": "ok"}]}',
+         "not a trial record"),
+        ('{"rung": 0, "part": 1, "iterations": 2, "trials": [{"trial": 0, "choice": {}, '
+         '"iterations": 2, "status": "ok", "reason": null, "val_accuracy": NaN}]}',
+         "trial 0: status 'ok' with val_accuracy nan"),
     ],
 )  # fmt: skip
-def test_damaged_trial_record_stops_selection(tmp_path, text, problem):
-    good, bad = tmp_path / "trial0.json", tmp_path / "trial1.json"
-    good.write_text(
-        json.dumps({"trial": 1, "choice": {}, "status": "ok", "reason": None, "val_accuracy": 0.5})
-    )
+def test_damaged_rung_record_stops_selection(tmp_path, text, problem):
+    good, bad = tmp_path / "part0.json", tmp_path / "part1.json"
+    record = {"trial": 1, "choice": {}, "iterations": 2, "status": "ok", "reason": None,
+              "val_accuracy": 0.5}  # fmt: skip
+    good.write_text(json.dumps({"rung": 0, "part": 0, "iterations": 2, "trials": [record]}))
     bad.write_text(text)
     out = tmp_path / "best.json"
-    message = refused(["search", "select", "--trials", str(good), str(bad), "--out", str(out)])
-    assert f"{bad}: {problem}" in message and "reruns that trial" in message
+    message = refused(["search", "select", "--parts", str(good), str(bad), "--out", str(out)])
+    assert f"{bad}: {problem}" in message and "reruns that rung job" in message
     assert not out.exists()
 
 

@@ -12,11 +12,11 @@ from reliability_helpers import (
     kill_when,
     metrics_sans_seconds,
     run_with_cut_write,
+    rung_args,
     seconds_per_iteration,
     temporaries,
     tiny_run,
     train_args,
-    trial_args,
     trial_work,
 )
 
@@ -74,8 +74,8 @@ def test_training_killed_at_three_points_resumes_identically(
 def test_search_trial_killed_at_four_points_resumes_identically(
     data_path, split_path, reference_trial, tmp_path
 ):
-    record, work_root = tmp_path / "trial0.json", tmp_path / "work"
-    args = trial_args(data_path, split_path, tiny_run(), SPACE, record, work_root)
+    record, work_root = tmp_path / "part0.json", tmp_path / "work"
+    args = rung_args(data_path, split_path, tiny_run(), SPACE, record, work_root)
     work = trial_work(tiny_run(), SPACE, 0, work_root)
     metrics, checkpoints = work / "metrics.tsv", work / "checkpoints"
     reference_record, reference_work = reference_trial
@@ -94,11 +94,11 @@ def test_search_trial_killed_at_four_points_resumes_identically(
     run_with_cut_write(args, "model.pt", 1, tmp_path / "3.log")
     assert_interrupted(work, checkpoints, at=40)
     assert temporaries(work)
-    # 4. killed half-way through writing the trial record
+    # 4. killed half-way through writing the rung record
     run_with_cut_write(args, record.name, 1, tmp_path / "4.log")
     assert not record.exists() and temporaries(tmp_path)
     main(args)  # the same command again, in this process to spare a torch import
-    assert json.loads(record.read_text())["status"] == "ok"
+    assert json.loads(record.read_text())["trials"][0]["status"] == "ok"
     assert record.read_bytes() == reference_record.read_bytes()
     assert_same_run(work, reference_work)
     assert not temporaries(tmp_path) and not temporaries(work)

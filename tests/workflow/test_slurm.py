@@ -180,9 +180,10 @@ def test_fan_out_through_sbatch_matches_local_run(slurm_cluster: SlurmCluster, t
 
 # --- the real workflow -------------------------------------------------------------------------
 
-# One algorithm x setting: its search trials (the fan-out), then its final training. The data
-# stages are built locally beforehand and search_select is a localrule, so only search_trial
-# and train_final jobs go to SLURM (both GPU rules, serialized on the CI node's single "GPU").
+# One algorithm x setting: its search trials (the fan-out: one rung job per trial on the tiny
+# profile), then its final training. The data stages are built locally beforehand and
+# search_select is a localrule, so only search_rung and train_final jobs go to SLURM (both GPU
+# rules, serialized on the CI node's single "GPU").
 WORKFLOW_ALGO, WORKFLOW_SETTING = "maml", "20w1s"
 WORKFLOW_TARGETS = (paths.model_file(WORKFLOW_ALGO, WORKFLOW_SETTING, 0),)
 SEARCH_TRIALS = 2  # a fan-out of two trials (the tiny profile itself may have one)
@@ -257,7 +258,7 @@ def test_search_and_training_through_sbatch_match_local_run(
 
     # 1. only the search trials and the final training went through sbatch, with the profile's
     #    GPU resources (the set-resources entries name the real rules)
-    expected_rules = Counter({"search_trial": n_trials, "train_final": 1})
+    expected_rules = Counter({"search_rung": n_trials, "train_final": 1})
     jobs = _assert_submitted_with_sbatch(cluster, log, slurm_dir, expected_rules)
     profile = yaml.safe_load((slurm_dir / "workflow/profiles/slurm/config.yaml").read_text())
     for job in jobs:
@@ -270,8 +271,9 @@ def test_search_and_training_through_sbatch_match_local_run(
 
     # 2. the same trial records, byte for byte, and the same choice
     search = Path("results/search") / WORKFLOW_ALGO / WORKFLOW_SETTING
-    trials = sorted(p.name for p in (local_dir / search).glob("trial*.json"))
-    assert trials == [f"trial{i}.json" for i in range(n_trials)]
+    trials = sorted(p.relative_to(local_dir / search).as_posix()
+                    for p in (local_dir / search).glob("rung0/part*.json"))  # fmt: skip
+    assert trials == [f"rung0/part{i}.json" for i in range(n_trials)]
     for name in [*trials, "best.json"]:
         local_record = (local_dir / search / name).read_bytes()
         assert (slurm_dir / search / name).read_bytes() == local_record, name

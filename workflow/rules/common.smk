@@ -1,16 +1,19 @@
 # Shared imports, validation and the accessors every rule uses. Everything imported here is
 # torch-free: parsing the workflow never imports torch.
+import dataclasses
 import json
 from pathlib import Path
 
 from metastress import paths, registry
 from metastress.config import load_schema, validate_params
+from metastress.cost import Estimator, load_models, time_limit_minutes
 from metastress.experiments import (
     evaluation_config,
     fig1_run_config,
     final_run_config,
     profile,
     run_config,
+    search_plan,
     search_space,
     seeds,
 )
@@ -21,6 +24,7 @@ validate_params(
 )
 
 PROFILE = profile(config)
+PLAN = search_plan(config)  # the search's rungs: their budgets, sizes and parts (jobs)
 EXPERIMENTS = config["experiments"]
 ALGORITHMS = EXPERIMENTS["algorithms"]
 HAND_OPTIMIZERS = registry.hand_optimizers()
@@ -43,6 +47,30 @@ def as_json(value):
 
 def search_run(w):
     return as_json(run_config(config, w.algo, w.setting, "search"))
+
+
+def search_parts(algo, setting, rungs=None):
+    """The part files of the search's rungs (all by default) for one algorithm and setting."""
+    rungs = range(PLAN.rung_count) if rungs is None else rungs
+    return [
+        paths.search_part(algo, setting, r, p) for r in rungs for p in range(PLAN.parts(r))
+    ]
+
+
+def previous_rung(w):
+    """A rung job reads the previous rung's records to know which trials go on."""
+    rung = int(w.rung)
+    return search_parts(w.algo, w.setting, [rung - 1]) if rung else []
+
+
+SEARCH_ON_GPU = Estimator(config, load_models()["gpu"])  # the cost model, for time limits
+
+
+def search_minutes(wildcards, attempt):
+    """A rung job's time limit on a cluster (`runtime`): from the cost model's H200 estimate
+    for its trials (metastress.cost.time_limit_minutes)."""
+    job = {key: getattr(wildcards, key) for key in ("algo", "setting", "rung", "part")}
+    return time_limit_minutes(SEARCH_ON_GPU, "search_rung", job, attempt)
 
 
 def final_run(w):
