@@ -70,6 +70,10 @@ def test_shipped_params_are_valid():
             r"experiments.table1: setting '20w2s' is not defined",
         ),
         (
+            lambda p: p["profiles"]["quick"]["final_iterations_by_setting"].update({"20w2s": 5}),
+            r"profiles.quick.final_iterations_by_setting: setting '20w2s' is not defined",
+        ),
+        (
             lambda p: p["experiments"].update(fig4a={"train": "40w1s", "test": "20w5s"}),
             r"experiments.fig4a: 40w1s and 20w5s differ in n_way",
         ),

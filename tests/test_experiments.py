@@ -55,6 +55,17 @@ def test_a_fixed_key_is_what_runs():
     assert "inner_lr" not in search_space(params, "maml")
 
 
+def test_a_profile_may_give_a_setting_its_own_final_iterations():
+    params = copy.deepcopy(SHIPPED)
+    quick = params["profiles"]["quick"]
+    quick.update(final_iterations=7, final_iterations_by_setting={"20w5s": 11})
+    assert run_config(params, "maml", "20w5s", "final")["iterations"] == 11
+    assert run_config(params, "maml", "40w1s", "final")["iterations"] == 7
+    assert run_config(params, "maml", "20w5s", "search")["iterations"] == quick["search_iterations"]
+    del quick["final_iterations_by_setting"]  # optional: without it, every setting gets the same
+    assert run_config(params, "maml", "20w5s", "final")["iterations"] == 7
+
+
 def test_the_profile_replaces_the_ranges_of_the_keys_an_algorithm_searches():
     quick = SHIPPED["profiles"]["quick"]["space"]
     assert search_space(SHIPPED, "maml") == {k: quick[k] for k in SHIPPED["maml"]["space"]}

@@ -204,8 +204,9 @@ def check_semantics(params: dict, source: str = "params.yaml") -> None:
 
 
 def check_references(params: dict, source: str = "params.yaml") -> None:
-    """Names used in `profile` and `experiments` must exist; transfer pairs share n_way;
-    Figure 1's pair searches nothing that experiments.fig1 does not fix."""
+    """Names used in `profile`, `experiments` and a profile's final_iterations_by_setting must
+    exist; transfer pairs share n_way; Figure 1's pair searches nothing that experiments.fig1
+    does not fix."""
     if params["profile"] not in params["profiles"]:
         raise ParamsError(
             f"{source}: profile: {params['profile']!r} is not one of {sorted(params['profiles'])}"
@@ -219,6 +220,9 @@ def check_references(params: dict, source: str = "params.yaml") -> None:
         ("experiments.fig4b.setting", experiments["fig4b"]["setting"]),
         ("experiments.fig1.setting", experiments["fig1"]["setting"]),
     ]
+    for profile_name, prof in params["profiles"].items():
+        key = f"profiles.{profile_name}.final_iterations_by_setting"
+        named += [(key, name) for name in prof.get("final_iterations_by_setting", {})]
     for key, name in named:
         if name not in settings:
             raise ParamsError(

@@ -7,8 +7,8 @@ and seconds from params.yaml through the functions the rules use (`metastress.ex
 - a search rung job trains its trials from the previous rung's budget to its own; in rung 0
   the trials are known (trial i's draw depends only on (space, seed, i)), later rungs' survivors
   are not, so they cost the mean of all the trials' draws;
-- a final training runs `final_iterations` (early stopping ignored: an upper bound) at the mean
-  cost of the search's draws (the pick is one of them, unknown in advance);
+- a final training runs its setting's final iterations (early stopping ignored: an upper
+  bound) at the mean cost of the search's draws (the pick is one of them, unknown in advance);
 - validation and test evaluation adapt each task (`eval_fraction` of a meta-iteration's cost
   per task, measured);
 - every job pays a process start-up (measured here; on a GPU machine CUDA's start is not

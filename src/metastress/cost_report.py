@@ -65,6 +65,8 @@ def describe(params: dict) -> str:
     prof, plan = profile(params), search_plan(params)
     budgets = "/".join(str(b) for b in plan.budgets())
     sizes = ", ".join(str(n) for n in plan.sizes())
+    overrides = prof.get("final_iterations_by_setting", {})
+    by_setting = "".join(f", {n} on {name}" for name, n in overrides.items())
     search = (
         f"random search, {plan.trials} trials x {plan.iterations} iterations"
         if plan.method == "random"
@@ -74,7 +76,7 @@ def describe(params: dict) -> str:
     return (
         f"Profile {params['profile']}: conv-4 width {prof['hidden']}; {search}, "
         f"{plan.trials_per_job} trial(s) per job; final training up to "
-        f"{prof['final_iterations']} iterations (patience {prof['patience']}); "
+        f"{prof['final_iterations']} iterations{by_setting} (patience {prof['patience']}); "
         f"{prof['test_tasks']} test tasks; {len(params['experiments']['algorithms'])} algorithms."
     )
 

@@ -52,6 +52,11 @@ def setting_fields(params: dict, setting: str) -> dict:
     return {"n_way": s["n_way"], "k_shot": s["k_shot"], "n_query": n_query(params, setting)}
 
 
+def final_iterations(params: dict, setting: str) -> int:
+    prof = profile(params)
+    return prof.get("final_iterations_by_setting", {}).get(setting, prof["final_iterations"])
+
+
 def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
     """TrainConfig fields (as a dict) of the search trials ('search') or the final run ('final').
 
@@ -65,7 +70,7 @@ def run_config(params: dict, algo: str, setting: str, stage: str) -> dict:
         **setting_fields(params, setting),
         "algorithm": algorithm_config(params, algo),
         **{key: section[key] for key in META_KEYS if key in section},
-        "iterations": prof["final_iterations" if final else "search_iterations"],
+        "iterations": final_iterations(params, setting) if final else prof["search_iterations"],
         "patience": prof["patience"] if final else 0,
         "validate_every": prof["validate_every"] if final else search_plan(params).validate_every(),
         "validation_tasks": prof["validation_tasks"],
