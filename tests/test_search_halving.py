@@ -128,6 +128,6 @@ def test_every_shipped_profile_runs_with_either_method():
 def test_an_uneven_halving_budget_names_the_profile_and_the_fix():
     params = {**SHIPPED, "profiles": {**SHIPPED["profiles"]}}
     params["profiles"]["quick"] = {**params["profiles"]["quick"], "search_method": "halving",
-                                   "search_eta": 3}  # fmt: skip
+                                   "search_iterations": 5, "search_eta": 3}  # fmt: skip
     with pytest.raises(ParamsError, match=r"profiles.quick: search_iterations 5 is not a multiple"):
         validate_params(params, load_schema(REPO / "params.yaml"))

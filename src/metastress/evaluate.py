@@ -17,7 +17,7 @@ import torch
 from metastress import checkpoint
 from metastress.algorithms import MetaLearner, build
 from metastress.atomic import write_json
-from metastress.data.tasks import TaskSampler
+from metastress.data.tasks import Episode, TaskSampler
 from metastress.dataset import load_part
 from metastress.engine import Engine, resolve_device, resolve_engine
 from metastress.intervals import confidence_half_width
@@ -76,16 +76,10 @@ def evaluate(
             f"{model} was trained {train_config['n_way']}-way; it cannot be "
             f"tested on {evaluation['n_way']}-way tasks"
         )
-    sampler = TaskSampler(
-        load_part(processed, split, "test", device),
-        evaluation["n_way"],
-        evaluation["k_shot"],
-        evaluation["n_query"],
-        evaluation["rotate"],
-    )
-    tasks = sampler.fixed_tasks(
-        evaluation["test_tasks"], evaluation["seed"], evaluation["eval_batch"]
-    )
+    tasks = _fixed_tasks(
+        processed, split, "test", evaluation, evaluation["test_tasks"], evaluation["seed"],
+        evaluation["eval_batch"], device,
+    )  # fmt: skip
     scores = engine.evaluate(learner, tasks, steps, init)
     accuracy = torch.tensor(scores["per_task"], dtype=torch.float64)
     std = accuracy.std(unbiased=True).item() if len(accuracy) > 1 else 0.0
@@ -153,16 +147,10 @@ def tune_hand_optimizer(
     trained, train_config = load_trained(model, device)
     engine = _engine(train_config, device)
     init = detached(trained.initial_weights())
-    validation = TaskSampler(
-        load_part(processed, split, "validation", device),
-        train_config["n_way"],
-        train_config["k_shot"],
-        train_config["n_query"],
-        train_config["rotate"],
-    )
-    tasks = validation.fixed_tasks(
-        train_config["validation_tasks"], train_config["seed"], evaluation["eval_batch"]
-    )
+    tasks = _fixed_tasks(
+        processed, split, "validation", train_config, train_config["validation_tasks"],
+        train_config["seed"], evaluation["eval_batch"], device,
+    )  # fmt: skip
     scores = []
     for lr in grid["lr"]:
         learner = hand_learner(optimizer, lr, trained, train_config["n_way"], device)
@@ -221,3 +209,16 @@ def _validation_rank(score: dict) -> tuple[float, float]:
 def _engine(train_config: dict, device: torch.device) -> Engine:
     """The engine the model was trained with, on the evaluation's device."""
     return resolve_engine(train_config["task_mode"], train_config["precision"], device)
+
+
+def _fixed_tasks(
+    processed: Path, split: Path, part: str, shape: dict, count: int, seed: int, batch: int,
+    device: torch.device,
+) -> list[Episode]:  # fmt: skip
+    """`count` fixed tasks from `part` of the split, shaped as `shape` (a run or evaluation
+    config: n_way, k_shot, n_query, rotate), task i a pure function of (seed, i)."""
+    sampler = TaskSampler(
+        load_part(processed, split, part, device),
+        shape["n_way"], shape["k_shot"], shape["n_query"], shape["rotate"],
+    )  # fmt: skip
+    return sampler.fixed_tasks(count, seed, batch)
