@@ -19,6 +19,19 @@ def mirror_dir() -> Path | None:
     return candidate if (candidate / "MD5SUMS").is_file() else None
 
 
+@pytest.fixture
+def one_thread():
+    """Run on one intra-op thread: the tiny models gain nothing from more, and on a loaded
+    2-core machine OpenMP's spinning threads made the algorithm tests ~10x slower. Test folders
+    that need it make it autouse (tests/algorithms, tests/engine, test_train.py)."""
+    import torch  # only the tests that use it pay for the import
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     found = mirror_dir()

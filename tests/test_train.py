@@ -24,12 +24,8 @@ def split_path(paper_split, tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Small convolutions on 2 cores run faster (and reproducibly) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _single_thread(one_thread):
+    """Every training test on one intra-op thread (tests/conftest.py says why)."""
 
 
 def config(algo, **overrides):

@@ -52,13 +52,8 @@ def cpu_engine(task_mode: str = "auto", precision: str = "fp32"):
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """Run on one intra-op thread: the tiny models gain nothing from more, and on a loaded
-    2-core machine OpenMP's spinning threads made this suite ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _single_thread(one_thread):
+    """Every algorithm test on one intra-op thread (tests/conftest.py says why)."""
 
 
 @pytest.fixture
