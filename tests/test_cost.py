@@ -18,7 +18,7 @@ from metastress.cost import (
     load_models,
     time_limit_minutes,
 )
-from metastress.cost_report import report
+from metastress.cost_report import describe, report
 from metastress.experiments import sample, search_space
 from tests.conftest import REPO
 
@@ -104,6 +104,12 @@ def test_each_job_by_hand():
     cost = estimator.cost("train_final", {"algo": "maml", "setting": "20w1s", "seed": "0"})
     assert cost.iterations == final
     assert cost.seconds == pytest.approx(final * mean + final * 2 * 0.5 + 5.0)
+    # a setting with its own final iterations costs them
+    params["profiles"]["tiny"]["final_iterations_by_setting"] = {"20w5s": 2 * final}
+    estimator = Estimator(params, model({"maml": {"4": per_task}}))
+    assert estimator.cost("train_final", {"algo": "maml", "setting": "20w5s", "seed": "0"}
+                          ).iterations == 2 * final  # fmt: skip
+    assert describe(params).count(f"{2 * final} on 20w5s") == 1
     # evaluation: test_tasks tasks, eval_batch together; a meta-batch of eval_batch tasks
     # costs eval_batch seconds, so a task costs 0.5 s
     cost = estimator.cost("evaluate", {"algo": "maml", "train": "20w1s", "test": "20w5s"})
